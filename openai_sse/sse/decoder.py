@@ -1,0 +1,186 @@
+"""Incremental event-stream decoder that follows the WHATWG rules exactly.
+
+Lines are split on bytes (CR and LF never occur inside a UTF-8 sequence), so a read's complete
+lines are decoded in one call and a multi-byte character cut between reads waits in the carry
+with the rest of its line. All buffers are lists joined once, which keeps the work linear in
+the input however it is chunked.
+"""
+
+from __future__ import annotations
+
+from ..errors import ProtocolError
+
+__all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEDecoder", "ServerSentEvent"]
+
+DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+
+
+class ServerSentEvent:
+    """One dispatched event, in OkHttp's shape.
+
+    ``id`` is the last event id in effect (``None`` when empty) and ``type`` is ``None`` when
+    the block had no ``event:`` field, which means ``"message"``.
+    """
+
+    __slots__ = ("data", "id", "type")
+
+    def __init__(self, data: str = "", type: str | None = None, id: str | None = None) -> None:
+        self.data = data
+        self.type = type
+        self.id = id
+
+    @property
+    def event(self) -> str:
+        """The event type with the spec's default applied."""
+        return self.type or "message"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ServerSentEvent):
+            return NotImplemented
+        return self.data == other.data and self.type == other.type and self.id == other.id
+
+    def __hash__(self) -> int:
+        return hash((self.data, self.type, self.id))
+
+    def __repr__(self) -> str:
+        return f"ServerSentEvent(data={self.data!r}, type={self.type!r}, id={self.id!r})"
+
+
+class SSEDecoder:
+    """Bytes in, :class:`ServerSentEvent` objects out; no I/O, any chunking.
+
+    ``last_event_id`` is the committed id (updated on every blank line, as the spec says) and
+    seeds a reconnected stream; ``retry`` is the latest valid ``retry:`` in milliseconds,
+    applied as soon as its line ends. ``max_event_size`` bounds the bytes one event may
+    buffer (its unfinished line plus its data); past it :meth:`feed` raises
+    :class:`~openai_sse.ProtocolError` instead of growing without bound.
+    """
+
+    __slots__ = (
+        "_bom_pending",
+        "_carry",
+        "_carry_size",
+        "_data",
+        "_data_size",
+        "_id_buffer",
+        "_skip_lf",
+        "_type",
+        "last_event_id",
+        "max_event_size",
+        "retry",
+    )
+
+    def __init__(
+        self, last_event_id: str = "", *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    ) -> None:
+        self.last_event_id = last_event_id
+        self.retry: int | None = None
+        self.max_event_size = max_event_size
+        self._id_buffer = last_event_id
+        self._type = ""
+        self._data: list[str] = []
+        self._data_size = 0
+        self._carry: list[bytes] = []
+        self._carry_size = 0
+        self._skip_lf = False
+        # ``None`` once the stream start is decided; else the bytes seen so far.
+        self._bom_pending: bytes | None = b""
+
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        """Decode one read and return the events it completes, in order."""
+        if self._bom_pending is not None:
+            head = self._bom_pending + data
+            if len(head) < 3 and _BOM.startswith(head):
+                self._bom_pending = head
+                return []
+            self._bom_pending = None
+            data = head[3:] if head.startswith(_BOM) else head
+        if not data:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if data[0] == 10:
+                data = data[1:]
+        if b"\r" in data:
+            # A trailing CR ends its line now; the LF that may follow in the next read is
+            # swallowed then.
+            self._skip_lf = data[-1] == 13
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._carry.append(data)
+            self._carry_size += len(data)
+            if self._carry_size + self._data_size > self.max_event_size:
+                self._overflow()
+            return []
+        if self._carry:
+            self._carry.append(data[:end])
+            block = b"".join(self._carry)
+            self._carry.clear()
+        else:
+            block = data[:end]
+        rest = data[end + 1 :]
+        if rest:
+            self._carry.append(rest)
+        self._carry_size = len(rest)
+        events: list[ServerSentEvent] = []
+        for line in block.decode("utf-8", "replace").split("\n"):
+            self._process_line(line, events)
+        if self._carry_size + self._data_size > self.max_event_size:
+            self._overflow()
+        return events
+
+    def end(self) -> list[ServerSentEvent]:
+        """Signal end of stream: whatever is not closed by a blank line is discarded."""
+        self._carry.clear()
+        self._carry_size = 0
+        self._data.clear()
+        self._data_size = 0
+        self._type = ""
+        self._id_buffer = self.last_event_id
+        return []
+
+    def _process_line(self, line: str, events: list[ServerSentEvent]) -> None:
+        if not line:
+            self.last_event_id = self._id_buffer
+            if self._data:
+                events.append(
+                    ServerSentEvent(
+                        "\n".join(self._data), self._type or None, self._id_buffer or None
+                    )
+                )
+                self._data = []
+                self._data_size = 0
+            self._type = ""
+            return
+        colon = line.find(":")
+        if colon == 0:
+            return
+        if colon < 0:
+            name, value = line, ""
+        else:
+            name = line[:colon]
+            value = line[colon + 2 :] if line.startswith(" ", colon + 1) else line[colon + 1 :]
+        if name == "data":
+            self._data.append(value)
+            self._data_size += len(value) + 1
+            if self._data_size > self.max_event_size:
+                self._overflow()
+        elif name == "event":
+            self._type = value
+        elif name == "id":
+            if "\0" not in value:
+                self._id_buffer = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self.retry = int(value)
+
+    def _overflow(self) -> None:
+        size = self._carry_size + self._data_size
+        self._carry.clear()
+        self._carry_size = 0
+        self._data.clear()
+        self._data_size = 0
+        raise ProtocolError(
+            f"Event exceeds max_event_size of {self.max_event_size} bytes ({size} buffered)."
+        )
