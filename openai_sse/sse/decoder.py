@@ -14,6 +14,10 @@ __all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEDecoder", "ServerSentEvent"]
 
 DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
+# Like Blink, a ``retry`` that does not fit in an unsigned 64-bit integer is ignored. Checking
+# the length first also keeps ``int()`` clear of its digit limit on hostile input.
+_RETRY_LIMIT = 2**64
+_RETRY_MAX_DIGITS = len(str(_RETRY_LIMIT - 1))
 
 
 class ServerSentEvent:
@@ -173,7 +177,11 @@ class SSEDecoder:
             if "\0" not in value:
                 self._id_buffer = value
         elif name == "retry" and value.isascii() and value.isdigit():
-            self.retry = int(value)
+            digits = value.lstrip("0") or "0"
+            if len(digits) <= _RETRY_MAX_DIGITS:
+                ms = int(digits)
+                if ms < _RETRY_LIMIT:
+                    self.retry = ms
 
     def _overflow(self) -> None:
         size = self._carry_size + self._data_size
