@@ -1,0 +1,51 @@
+"""The request an event source sends: a small immutable value, like OkHttp's ``Request``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["Request"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request; ``json`` and ``data`` are mutually exclusive bodies."""
+
+    url: str
+    method: str = "GET"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+    data: bytes | str | None = None
+
+    def __init__(
+        self,
+        url: str,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: bytes | str | None = None,
+    ) -> None:
+        if json is not None and data is not None:
+            raise ValueError("Request takes json or data, not both")
+        object.__setattr__(self, "url", str(url))
+        object.__setattr__(self, "method", method.upper())
+        object.__setattr__(self, "headers", dict(headers or {}))
+        object.__setattr__(self, "json", json)
+        object.__setattr__(self, "data", data)
+
+    def header(self, name: str) -> str | None:
+        """Case-insensitive header lookup, as HTTP wants."""
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def with_header(self, name: str, value: str) -> Request:
+        """A copy with ``name`` set to ``value``, replacing any spelling of it."""
+        lowered = name.lower()
+        headers = {k: v for k, v in self.headers.items() if k.lower() != lowered}
+        headers[name] = value
+        return replace(self, headers=headers)

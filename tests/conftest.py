@@ -1,0 +1,31 @@
+"""Suite-wide guards: anything leaked or never retrieved fails the test that caused it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+async def _loop_guard() -> AsyncIterator[None]:
+    """Fail on unclosed sessions/connectors and 'Task exception was never retrieved'.
+
+    aiohttp and asyncio report those through the loop's exception handler rather than by
+    raising, so a test would otherwise pass while leaking.
+    """
+    loop = asyncio.get_running_loop()
+    reports: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reports.append(context))
+    yield
+    # Let closed transports finish, then finalise garbage so leaks are reported here.
+    await asyncio.sleep(0)
+    gc.collect()
+    await asyncio.sleep(0)
+    loop.set_exception_handler(previous)
+    messages = [str(r.get("message")) + ": " + repr(r.get("exception")) for r in reports]
+    assert not messages, "loop reported problems:\n" + "\n".join(messages)

@@ -1,0 +1,80 @@
+"""A real aiohttp server on 127.0.0.1 for streaming tests, with handlers chosen per test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class LocalServer:
+    """Routes given by the test; records requests; makes client disconnects awaitable.
+
+    ``handler_cancellation`` makes aiohttp cancel a handler when its client goes away, so
+    ``disconnected`` is set the moment the server notices, with no polling.
+    """
+
+    def __init__(self, routes: dict[str, Handler] | None = None) -> None:
+        self.app = web.Application()
+        self.requests: list[web.Request] = []
+        self.bodies: list[Any] = []
+        self.disconnected = asyncio.Event()
+        self.disconnects = 0
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        for path, handler in (routes or {}).items():
+            self.route(path, handler)
+
+    def route(self, path: str, handler: Handler, method: str = "*") -> None:
+        async def recorded(request: web.Request) -> web.StreamResponse:
+            self.requests.append(request)
+            self.bodies.append(await request.read())
+            try:
+                return await handler(request)
+            except asyncio.CancelledError:
+                self.disconnects += 1
+                self.disconnected.set()
+                raise
+
+        self.app.router.add_route(method, path, recorded)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def __aenter__(self) -> LocalServer:
+        self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+async def sse_response(
+    request: web.Request,
+    *chunks: bytes,
+    content_type: str = "text/event-stream",
+    status: int = 200,
+) -> web.StreamResponse:
+    """Send ``chunks`` as separate writes of a streamed body, then end it cleanly."""
+    response = web.StreamResponse(status=status, headers={"Content-Type": content_type})
+    await response.prepare(request)
+    for chunk in chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def hang() -> Awaitable[None]:
+    """A future nobody completes: the handler waits until the client goes away."""
+    return asyncio.get_running_loop().create_future()
