@@ -33,9 +33,11 @@ def encode_event(
             raise ValueError("SSE id must not contain NUL")
         parts.append(f"id: {id}\n")
     if retry is not None:
+        if isinstance(retry, bool) or not isinstance(retry, int):
+            raise TypeError(f"SSE retry must be an int of milliseconds, not {retry!r}")
         if retry < 0:
             raise ValueError("SSE retry must be a non-negative number of milliseconds")
-        parts.append(f"retry: {int(retry)}\n")
+        parts.append(f"retry: {retry}\n")
     if data is not None:
         if "\r" in data:
             data = data.replace("\r\n", "\n").replace("\r", "\n")
