@@ -1,0 +1,453 @@
+"""Typed chat completion objects, decoded straight from JSON with msgspec.
+
+Attribute paths match the official ``openai`` package, so code written against it reads the
+same fields here. Every field has a default and ``null`` is accepted wherever a value may be
+missing, because OpenAI-compatible servers disagree about which keys they send.
+
+Decoding is the hot path of a stream: a strict typed decoder runs first and only a payload it
+rejects (a ``null`` list, a float count, a string where a number belongs) takes the slower
+lenient path. The original JSON text is kept on the top-level object so fields this module
+does not declare stay reachable through :meth:`to_dict` without costing anything up front.
+
+Field annotations use ``Optional``/``List`` rather than ``X | None`` because msgspec evaluates
+them at class creation, which fails on Python 3.10 for the newer spelling.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+from typing import Any, Optional, Union, get_args, get_origin
+
+import msgspec
+
+from ..errors import ProtocolError
+
+__all__ = [
+    "Annotation",
+    "AnnotationURLCitation",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionMessage",
+    "ChatCompletionMessageToolCall",
+    "ChatCompletionTokenLogprob",
+    "Choice",
+    "ChoiceDelta",
+    "ChoiceDeltaFunctionCall",
+    "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallFunction",
+    "ChoiceLogprobs",
+    "ChunkChoice",
+    "CompletionTokensDetails",
+    "CompletionUsage",
+    "Function",
+    "FunctionCall",
+    "PromptTokensDetails",
+    "TopLogprob",
+    "decode_chunk",
+    "decode_completion",
+    "to_dict",
+]
+
+_RAW = "_raw_json"
+_EXCERPT = 200
+
+
+class _Payload(msgspec.Struct, dict=True):
+    """Base of the top-level objects: they may carry the JSON text they were decoded from.
+
+    The text sits in the instance ``__dict__`` (hence ``dict=True``), outside the declared
+    fields, so it is never encoded, compared or shown in ``repr``.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """The payload as a plain dict, including provider fields this module does not declare.
+
+        An object decoded from JSON returns the original payload; one built in code (such as
+        an accumulator snapshot) returns its declared fields.
+        """
+        payload: dict[str, Any] = to_dict(self)
+        return payload
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The payload as JSON text on one line (or indented), extras included."""
+        raw = _raw_of(self)
+        if raw is None:
+            text = msgspec.json.encode(self).decode()
+        else:
+            text = raw.decode() if isinstance(raw, (bytes, bytearray)) else str(raw)
+            if "\n" in text or "\r" in text:
+                text = msgspec.json.encode(msgspec.json.decode(text)).decode()
+        if indent:
+            return msgspec.json.format(text, indent=indent)
+        return text
+
+    @property
+    def model_extra(self) -> dict[str, Any]:
+        """Top-level fields the server sent that are not declared here (computed on access)."""
+        raw = _raw_of(self)
+        if raw is None:
+            return {}
+        payload: dict[str, Any] = msgspec.json.decode(raw)
+        known = type(self).__struct_encode_fields__
+        return {k: v for k, v in payload.items() if k not in known}
+
+
+# ----------------------------------------------------------------------------- shared parts
+
+
+class TopLogprob(msgspec.Struct, gc=False):
+    token: str = ""
+    bytes: Optional[list[int]] = None
+    logprob: float = 0.0
+
+
+class ChatCompletionTokenLogprob(msgspec.Struct, gc=False):
+    token: str = ""
+    bytes: Optional[list[int]] = None
+    logprob: float = 0.0
+    top_logprobs: list[TopLogprob] = []
+
+
+class ChoiceLogprobs(msgspec.Struct, gc=False):
+    content: Optional[list[ChatCompletionTokenLogprob]] = None
+    refusal: Optional[list[ChatCompletionTokenLogprob]] = None
+
+
+class PromptTokensDetails(msgspec.Struct, gc=False, omit_defaults=True):
+    cached_tokens: Optional[int] = None
+    audio_tokens: Optional[int] = None
+    cache_write_tokens: Optional[int] = None
+    image_tokens: Optional[int] = None
+    text_tokens: Optional[int] = None
+
+
+class CompletionTokensDetails(msgspec.Struct, gc=False, omit_defaults=True):
+    reasoning_tokens: Optional[int] = None
+    audio_tokens: Optional[int] = None
+    accepted_prediction_tokens: Optional[int] = None
+    rejected_prediction_tokens: Optional[int] = None
+    text_tokens: Optional[int] = None
+
+
+class CompletionUsage(msgspec.Struct, gc=False):
+    """Token counts; ``prompt_cache_hit_tokens``/``prompt_cache_miss_tokens`` are DeepSeek's."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: Optional[PromptTokensDetails] = None
+    completion_tokens_details: Optional[CompletionTokensDetails] = None
+    prompt_cache_hit_tokens: Optional[int] = None
+    prompt_cache_miss_tokens: Optional[int] = None
+
+
+# ----------------------------------------------------------------------------- streaming chunk
+
+
+class ChoiceDeltaFunctionCall(msgspec.Struct, gc=False, omit_defaults=True):
+    name: Optional[str] = None
+    arguments: Optional[str] = None
+
+
+class ChoiceDeltaToolCallFunction(msgspec.Struct, gc=False, omit_defaults=True):
+    name: Optional[str] = None
+    arguments: Optional[str] = None
+
+
+class ChoiceDeltaToolCall(msgspec.Struct, gc=False):
+    """One fragment of a tool call; fragments with the same ``index`` belong together."""
+
+    index: int = 0
+    id: Optional[str] = None
+    type: Optional[str] = None
+    function: Optional[ChoiceDeltaToolCallFunction] = None
+
+
+class ChoiceDelta(msgspec.Struct, gc=False, omit_defaults=True):
+    """What one chunk adds to a choice.
+
+    Reasoning text arrives as ``reasoning_content`` (DeepSeek, llama.cpp) or ``reasoning``
+    (vLLM, Ollama, OpenRouter) depending on the server.
+    """
+
+    role: Optional[str] = None
+    content: Optional[str] = None
+    refusal: Optional[str] = None
+    tool_calls: Optional[list[ChoiceDeltaToolCall]] = None
+    function_call: Optional[ChoiceDeltaFunctionCall] = None
+    reasoning_content: Optional[str] = None
+    reasoning: Optional[str] = None
+
+
+class ChunkChoice(msgspec.Struct, gc=False):
+    """A choice inside a chunk; ``delta`` is empty (not missing) on Azure annotation chunks."""
+
+    index: int = 0
+    delta: ChoiceDelta = msgspec.field(default_factory=ChoiceDelta)
+    finish_reason: Optional[str] = None
+    logprobs: Optional[ChoiceLogprobs] = None
+    content_filter_results: Optional[dict[str, Any]] = None
+    content_filter_offsets: Optional[dict[str, Any]] = None
+
+
+class ChatCompletionChunk(_Payload):
+    """One streamed ``chat.completion.chunk``.
+
+    ``obfuscation`` (OpenAI padding) and ``prompt_filter_results`` (Azure) are declared; any
+    other provider field is in :meth:`to_dict` and :attr:`model_extra`.
+    """
+
+    id: str = ""
+    object: str = "chat.completion.chunk"
+    created: int = 0
+    model: str = ""
+    system_fingerprint: Optional[str] = None
+    service_tier: Optional[str] = None
+    choices: list[ChunkChoice] = []
+    usage: Optional[CompletionUsage] = None
+    obfuscation: Optional[str] = None
+    prompt_filter_results: Optional[list[dict[str, Any]]] = None
+
+
+# ----------------------------------------------------------------------------- final completion
+
+
+class Function(msgspec.Struct):
+    name: str = ""
+    arguments: str = ""
+
+
+class FunctionCall(msgspec.Struct):
+    """The deprecated single ``function_call`` of a message."""
+
+    name: str = ""
+    arguments: str = ""
+
+
+class ChatCompletionMessageToolCall(msgspec.Struct):
+    id: str = ""
+    type: str = "function"
+    function: Function = msgspec.field(default_factory=Function)
+
+
+class AnnotationURLCitation(msgspec.Struct):
+    start_index: int = 0
+    end_index: int = 0
+    title: str = ""
+    url: str = ""
+
+
+class Annotation(msgspec.Struct):
+    type: str = "url_citation"
+    url_citation: Optional[AnnotationURLCitation] = None
+
+
+class ChatCompletionMessage(msgspec.Struct):
+    """The assistant's message; ``reasoning`` holds the model's reasoning text, if any."""
+
+    role: str = "assistant"
+    content: Optional[str] = None
+    refusal: Optional[str] = None
+    tool_calls: Optional[list[ChatCompletionMessageToolCall]] = None
+    function_call: Optional[FunctionCall] = None
+    annotations: Optional[list[Annotation]] = None
+    reasoning: Optional[str] = None
+
+    @property
+    def reasoning_content(self) -> str | None:
+        """DeepSeek's name for :attr:`reasoning`."""
+        return self.reasoning
+
+
+class Choice(msgspec.Struct):
+    index: int = 0
+    message: ChatCompletionMessage = msgspec.field(default_factory=ChatCompletionMessage)
+    finish_reason: Optional[str] = None
+    logprobs: Optional[ChoiceLogprobs] = None
+    content_filter_results: Optional[dict[str, Any]] = None
+
+
+class ChatCompletion(_Payload):
+    """A whole ``chat.completion``: a non-streaming response or an accumulated stream."""
+
+    id: str = ""
+    object: str = "chat.completion"
+    created: int = 0
+    model: str = ""
+    choices: list[Choice] = []
+    usage: Optional[CompletionUsage] = None
+    system_fingerprint: Optional[str] = None
+    service_tier: Optional[str] = None
+    prompt_filter_results: Optional[list[dict[str, Any]]] = None
+
+
+# ----------------------------------------------------------------------------- decoding
+
+_chunk_decoder = msgspec.json.Decoder(ChatCompletionChunk)
+_completion_decoder = msgspec.json.Decoder(ChatCompletion)
+
+
+def decode_chunk(data: str | bytes) -> ChatCompletionChunk:
+    """Decode one event's data into a chunk; :class:`ProtocolError` if it is not a chunk."""
+    try:
+        chunk = _chunk_decoder.decode(data)
+    except msgspec.ValidationError:
+        chunk = _decode_lenient(data, ChatCompletionChunk, "chat completion chunk")
+    except msgspec.DecodeError as exc:
+        raise _malformed("chat completion chunk", data, f"invalid JSON ({exc})") from None
+    chunk.__dict__[_RAW] = data
+    return chunk
+
+
+def decode_completion(data: bytes | str) -> ChatCompletion:
+    """Decode a non-streaming response body; :class:`ProtocolError` if it is not a completion."""
+    try:
+        completion = _completion_decoder.decode(data)
+    except msgspec.ValidationError:
+        completion = _decode_lenient(data, ChatCompletion, "chat completion")
+    except msgspec.DecodeError as exc:
+        raise _malformed("chat completion", data, f"invalid JSON ({exc})") from None
+    completion.__dict__[_RAW] = data
+    if isinstance(data, str):
+        if "reasoning_content" in data:
+            _take_reasoning_content(completion, data)
+    elif b"reasoning_content" in data:
+        _take_reasoning_content(completion, data)
+    return completion
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain builtins for any model object; decoded top-level objects give their original JSON."""
+    raw = _raw_of(obj)
+    if raw is not None:
+        return msgspec.json.decode(raw)
+    return msgspec.to_builtins(obj)
+
+
+def _raw_of(obj: Any) -> str | bytes | None:
+    try:
+        raw: str | bytes | None = obj.__dict__.get(_RAW)
+    except AttributeError:
+        return None
+    return raw
+
+
+def _take_reasoning_content(completion: ChatCompletion, data: bytes | str) -> None:
+    """DeepSeek spells ``message.reasoning`` as ``reasoning_content`` in whole responses."""
+    payload = json.loads(data)
+    raw_choices = payload.get("choices") if isinstance(payload, dict) else None
+    if not isinstance(raw_choices, list):
+        return
+    raw_choices = [c for c in raw_choices if c is not None]  # as the lenient path drops them
+    for choice, raw_choice in zip(completion.choices, raw_choices, strict=False):
+        message = raw_choice.get("message") if isinstance(raw_choice, dict) else None
+        if isinstance(message, dict) and choice.message.reasoning is None:
+            text = message.get("reasoning_content")
+            if isinstance(text, str):
+                choice.message.reasoning = text
+
+
+def _excerpt(data: str | bytes) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else data
+    if len(text) > _EXCERPT:
+        text = text[:_EXCERPT] + "…"
+    return repr(text)
+
+
+def _malformed(what: str, data: str | bytes, reason: str) -> ProtocolError:
+    return ProtocolError(f"Malformed {what}: {reason}; event data: {_excerpt(data)}")
+
+
+def _decode_lenient(data: str | bytes, cls: type[Any], what: str) -> Any:
+    """The slow path: repair what the strict decoder refused, or raise ProtocolError."""
+    try:
+        payload = json.loads(data)
+    except (ValueError, TypeError) as exc:
+        raise _malformed(what, data, f"invalid JSON ({exc})") from None
+    if not isinstance(payload, dict):
+        kind = type(payload).__name__
+        raise _malformed(what, data, f"expected a JSON object, got {kind}")
+    _normalise(payload, cls)
+    try:
+        return msgspec.convert(payload, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _malformed(what, data, str(exc)) from None
+
+
+# How the lenient path treats each declared field, derived once per class from its annotations.
+_STRUCT, _STRUCTS, _INT, _INTS, _STR, _OTHER = range(6)
+_plans: dict[type[Any], dict[str, tuple[int, Any, bool]]] = {}
+
+
+def _plan_for(cls: type[Any]) -> dict[str, tuple[int, Any, bool]]:
+    plan = _plans.get(cls)
+    if plan is not None:
+        return plan
+    plan = {}
+    for field in msgspec.structs.fields(cls):
+        tp: Any = field.type
+        nullable = False
+        if get_origin(tp) in (Union, types.UnionType):
+            members = [a for a in get_args(tp) if a is not type(None)]
+            nullable = len(members) != len(get_args(tp))
+            tp = members[0] if len(members) == 1 else Any
+        origin, args = get_origin(tp), get_args(tp)
+        if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+            plan[field.encode_name] = (_STRUCT, tp, nullable)
+        elif origin is list and args and isinstance(args[0], type):
+            if issubclass(args[0], msgspec.Struct):
+                plan[field.encode_name] = (_STRUCTS, args[0], nullable)
+            elif args[0] is int:
+                plan[field.encode_name] = (_INTS, None, nullable)
+            else:
+                plan[field.encode_name] = (_OTHER, None, nullable)
+        elif tp is int:
+            plan[field.encode_name] = (_INT, None, nullable)
+        elif tp is str:
+            plan[field.encode_name] = (_STR, None, nullable)
+        else:
+            plan[field.encode_name] = (_OTHER, None, nullable)
+    _plans[cls] = plan
+    return plan
+
+
+def _as_int(value: Any) -> Any:
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    return value
+
+
+def _normalise(obj: dict[str, Any], cls: type[Any]) -> dict[str, Any]:
+    """Repair ``obj`` in place so that a lax ``msgspec.convert`` to ``cls`` accepts it.
+
+    A ``null`` for a field that cannot be null is dropped (its default applies: ``[]`` for
+    lists, an empty object for ``delta``), floats in integer fields are truncated, numbers in
+    string fields become strings, and ``null`` entries of object lists are skipped.
+    """
+    for key, (kind, sub, nullable) in _plan_for(cls).items():
+        if key not in obj:
+            continue
+        value = obj[key]
+        if value is None:
+            if not nullable:
+                del obj[key]
+        elif kind == _STRUCT:
+            if isinstance(value, dict):
+                _normalise(value, sub)
+        elif kind == _STRUCTS:
+            if isinstance(value, list):
+                obj[key] = [
+                    _normalise(item, sub) if isinstance(item, dict) else item
+                    for item in value
+                    if item is not None
+                ]
+        elif kind == _INT:
+            obj[key] = _as_int(value)
+        elif kind == _INTS:
+            if isinstance(value, list):
+                obj[key] = [_as_int(item) for item in value]
+        elif kind == _STR and isinstance(value, (int, float)) and not isinstance(value, bool):
+            obj[key] = str(value)
+    return obj
