@@ -1,5 +1,6 @@
 """Layer 3: typed chat completion chunks and their accumulation into a completion."""
 
+from .accumulator import ChatCompletionAccumulator
 from .models import (
     Annotation,
     AnnotationURLCitation,
@@ -30,6 +31,7 @@ __all__ = [
     "Annotation",
     "AnnotationURLCitation",
     "ChatCompletion",
+    "ChatCompletionAccumulator",
     "ChatCompletionChunk",
     "ChatCompletionMessage",
     "ChatCompletionMessageToolCall",
