@@ -295,7 +295,9 @@ class EventSource:
                 error = self._stop_error(response)
             elif self._reconnect is not None:
                 logger.info("Stream to %s broke off: %s", self._request.url, error)
-                response = self._response = None
+                if response is not None:
+                    response.close()
+                self._response = None
                 return delivered
         except Exception as exc:  # the decoder's ProtocolError, or raised by a listener
             error = exc
