@@ -1,0 +1,35 @@
+"""Test helpers: an embedded OpenAI-compatible streaming server with scripts and faults.
+
+``MockServer`` pulls in aiohttp's server side, so it is loaded on first use; that keeps the
+auto-loaded pytest plugin cheap for suites that never touch it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .replies import Fault, Raw, Reply, ScriptItem, ToolCall, error_body, load_script, tokenize
+
+if TYPE_CHECKING:
+    from .server import MockServer, RecordedRequest
+
+__all__ = [
+    "Fault",
+    "MockServer",
+    "Raw",
+    "RecordedRequest",
+    "Reply",
+    "ScriptItem",
+    "ToolCall",
+    "error_body",
+    "load_script",
+    "tokenize",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("MockServer", "RecordedRequest"):
+        from . import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
