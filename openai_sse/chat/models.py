@@ -295,7 +295,7 @@ def decode_chunk(data: str | bytes) -> ChatCompletionChunk:
         chunk = _chunk_decoder.decode(data)
     except msgspec.ValidationError:
         chunk = _decode_lenient(data, ChatCompletionChunk, "chat completion chunk")
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _malformed("chat completion chunk", data, f"invalid JSON ({exc})") from None
     chunk.__dict__[_RAW] = data
     return chunk
@@ -307,7 +307,7 @@ def decode_completion(data: bytes | str) -> ChatCompletion:
         completion = _completion_decoder.decode(data)
     except msgspec.ValidationError:
         completion = _decode_lenient(data, ChatCompletion, "chat completion")
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _malformed("chat completion", data, f"invalid JSON ({exc})") from None
     completion.__dict__[_RAW] = data
     if isinstance(data, str):
