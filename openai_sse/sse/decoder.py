@@ -119,18 +119,22 @@ class SSEDecoder:
                 self._overflow()
             return []
         if self._carry:
-            self._carry.append(data[:end])
-            block = b"".join(self._carry)
+            end += self._carry_size
+            self._carry.append(data)
+            data = b"".join(self._carry)
             self._carry.clear()
+        if end == len(data) - 1:
+            # The read ends on a line break, the usual case: no slicing, and the split leaves
+            # one empty string for the unfinished line, which is dropped.
+            lines = data.decode("utf-8", "replace").split("\n")
+            lines.pop()
+            self._carry_size = 0
         else:
-            block = data[:end]
-        rest = data[end + 1 :]
-        if rest:
+            rest = data[end + 1 :]
             self._carry.append(rest)
-        self._carry_size = len(rest)
-        events: list[ServerSentEvent] = []
-        for line in block.decode("utf-8", "replace").split("\n"):
-            self._process_line(line, events)
+            self._carry_size = len(rest)
+            lines = data[:end].decode("utf-8", "replace").split("\n")
+        events = self._process_lines(lines)
         if self._carry_size + self._data_size > self.max_event_size:
             self._overflow()
         return events
@@ -145,43 +149,62 @@ class SSEDecoder:
         self._id_buffer = self.last_event_id
         return []
 
-    def _process_line(self, line: str, events: list[ServerSentEvent]) -> None:
-        if not line:
-            self.last_event_id = self._id_buffer
-            if self._data:
-                events.append(
-                    ServerSentEvent(
-                        "\n".join(self._data), self._type or None, self._id_buffer or None
+    def _process_lines(self, lines: list[str]) -> list[ServerSentEvent]:
+        # The hot loop: the buffers live in locals and are stored back once at the end.
+        events: list[ServerSentEvent] = []
+        data = self._data
+        size = self._data_size
+        event_type = self._type
+        id_buffer = self._id_buffer
+        limit = self.max_event_size
+        for line in lines:
+            if not line:
+                # Blank line: commit the id, then dispatch if there is data.
+                self.last_event_id = id_buffer
+                if data:
+                    events.append(
+                        ServerSentEvent("\n".join(data), event_type or None, id_buffer or None)
                     )
-                )
-                self._data = []
-                self._data_size = 0
-            self._type = ""
-            return
-        colon = line.find(":")
-        if colon == 0:
-            return
-        if colon < 0:
-            name, value = line, ""
-        else:
-            name = line[:colon]
-            value = line[colon + 2 :] if line.startswith(" ", colon + 1) else line[colon + 1 :]
-        if name == "data":
-            self._data.append(value)
-            self._data_size += len(value) + 1
-            if self._data_size > self.max_event_size:
-                self._overflow()
-        elif name == "event":
-            self._type = value
-        elif name == "id":
-            if "\0" not in value:
-                self._id_buffer = value
-        elif name == "retry" and value.isascii() and value.isdigit():
-            digits = value.lstrip("0") or "0"
-            if len(digits) <= _RETRY_MAX_DIGITS:
-                ms = int(digits)
-                if ms < _RETRY_LIMIT:
-                    self.retry = ms
+                    data = []
+                    size = 0
+                event_type = ""
+                continue
+            if line.startswith("data:"):
+                value = line[6:] if line.startswith(" ", 5) else line[5:]
+                data.append(value)
+                size += len(value) + 1
+                if size > limit:
+                    self._data, self._data_size = data, size
+                    self._type, self._id_buffer = event_type, id_buffer
+                    self._overflow()
+                continue
+            colon = line.find(":")
+            if colon == 0:
+                continue
+            if colon < 0:
+                name, value = line, ""
+            else:
+                name = line[:colon]
+                value = line[colon + 2 :] if line.startswith(" ", colon + 1) else line[colon + 1 :]
+            if name == "data":
+                data.append(value)
+                size += 1
+            elif name == "event":
+                event_type = value
+            elif name == "id":
+                if "\0" not in value:
+                    id_buffer = value
+            elif name == "retry" and value.isascii() and value.isdigit():
+                digits = value.lstrip("0") or "0"
+                if len(digits) <= _RETRY_MAX_DIGITS:
+                    ms = int(digits)
+                    if ms < _RETRY_LIMIT:
+                        self.retry = ms
+        self._data = data
+        self._data_size = size
+        self._type = event_type
+        self._id_buffer = id_buffer
+        return events
 
     def _overflow(self) -> None:
         size = self._carry_size + self._data_size
