@@ -1,6 +1,15 @@
 """Streaming OpenAI-compatible Chat Completions over Server-Sent Events, for asyncio."""
 
 from ._version import __version__
+from .chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatDispatcher,
+    ChatListener,
+    ChatStream,
+    StreamMetrics,
+)
+from .client import Client
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -27,7 +36,16 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatDispatcher",
+    "ChatListener",
+    "ChatStream",
+    "Client",
     "ConflictError",
+    "EventSource",
+    "EventSourceListener",
+    "EventSources",
     "IncompleteStreamError",
     "InternalServerError",
     "NotFoundError",
@@ -35,10 +53,16 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitError",
+    "ReadyState",
+    "Reconnect",
+    "Request",
+    "RetryPolicy",
     "SSEDecoder",
     "ServerSentEvent",
     "StreamCancelled",
     "StreamError",
+    "StreamMetrics",
+    "Timeout",
     "UnprocessableEntityError",
     "__version__",
     "encode_event",

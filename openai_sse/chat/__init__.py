@@ -1,6 +1,8 @@
-"""Layer 3: typed chat completion chunks and their accumulation into a completion."""
+"""Layer 3: typed chunks, their accumulation, listeners, the dispatcher and the stream."""
 
 from .accumulator import ChatCompletionAccumulator
+from .dispatcher import ChatDispatcher
+from .listener import ChatListener
 from .models import (
     Annotation,
     AnnotationURLCitation,
@@ -26,6 +28,7 @@ from .models import (
     decode_completion,
     to_dict,
 )
+from .stream import ChatStream, StreamMetrics
 
 __all__ = [
     "Annotation",
@@ -36,6 +39,9 @@ __all__ = [
     "ChatCompletionMessage",
     "ChatCompletionMessageToolCall",
     "ChatCompletionTokenLogprob",
+    "ChatDispatcher",
+    "ChatListener",
+    "ChatStream",
     "Choice",
     "ChoiceDelta",
     "ChoiceDeltaFunctionCall",
@@ -48,6 +54,7 @@ __all__ = [
     "Function",
     "FunctionCall",
     "PromptTokensDetails",
+    "StreamMetrics",
     "TopLogprob",
     "decode_chunk",
     "decode_completion",
