@@ -67,6 +67,7 @@ class SSEDecoder:
         "_carry_size",
         "_data",
         "_data_size",
+        "_failed",
         "_id_buffer",
         "_skip_lf",
         "_type",
@@ -90,9 +91,12 @@ class SSEDecoder:
         self._skip_lf = False
         # ``None`` once the stream start is decided; else the bytes seen so far.
         self._bom_pending: bytes | None = b""
+        self._failed: ProtocolError | None = None
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Decode one read and return the events it completes, in order."""
+        if self._failed is not None:
+            raise self._failed
         if self._bom_pending is not None:
             head = self._bom_pending + data
             if len(head) < 3 and _BOM.startswith(head):
@@ -116,7 +120,7 @@ class SSEDecoder:
             self._carry.append(data)
             self._carry_size += len(data)
             if self._carry_size + self._data_size > self.max_event_size:
-                self._overflow()
+                self._overflow([])
             return []
         if self._carry:
             end += self._carry_size
@@ -135,12 +139,14 @@ class SSEDecoder:
             self._carry_size = len(rest)
             lines = data[:end].decode("utf-8", "replace").split("\n")
         events = self._process_lines(lines)
-        if self._carry_size + self._data_size > self.max_event_size:
-            self._overflow()
+        if self._failed is None and self._carry_size + self._data_size > self.max_event_size:
+            self._overflow(events)
         return events
 
     def end(self) -> list[ServerSentEvent]:
         """Signal end of stream: whatever is not closed by a blank line is discarded."""
+        if self._failed is not None:
+            raise self._failed
         self._carry.clear()
         self._carry_size = 0
         self._data.clear()
@@ -176,7 +182,8 @@ class SSEDecoder:
                 if size > limit:
                     self._data, self._data_size = data, size
                     self._type, self._id_buffer = event_type, id_buffer
-                    self._overflow()
+                    self._overflow(events)
+                    return events
                 continue
             colon = line.find(":")
             if colon == 0:
@@ -206,12 +213,17 @@ class SSEDecoder:
         self._id_buffer = id_buffer
         return events
 
-    def _overflow(self) -> None:
+    def _overflow(self, completed: list[ServerSentEvent]) -> None:
+        """Fail for good; events this read completed first are still returned, so nothing
+        that arrived intact is lost, and the error is raised by the next call instead."""
         size = self._carry_size + self._data_size
         self._carry.clear()
         self._carry_size = 0
-        self._data.clear()
+        self._data = []
         self._data_size = 0
-        raise ProtocolError(
+        error = ProtocolError(
             f"Event exceeds max_event_size of {self.max_event_size} bytes ({size} buffered)."
         )
+        self._failed = error
+        if not completed:
+            raise error

@@ -488,3 +488,19 @@ def test_large_event_work_is_linear(stream: Callable[[], bytes]) -> None:
     )
     assert events == 1
     assert total < 12 * len(raw)
+
+
+def test_overflow_keeps_events_completed_earlier_in_the_same_read() -> None:
+    decoder = SSEDecoder(max_event_size=100)
+    events = decoder.feed(b"data: ok\n\ndata: " + b"x" * 200 + b"\n\n")
+    assert [e.data for e in events] == ["ok"]
+    with pytest.raises(ProtocolError):
+        decoder.feed(b"data: later\n\n")
+    with pytest.raises(ProtocolError):
+        decoder.end()
+
+
+def test_overflow_with_nothing_completed_raises_at_once() -> None:
+    decoder = SSEDecoder(max_event_size=100)
+    with pytest.raises(ProtocolError, match="max_event_size of 100"):
+        decoder.feed(b"data: " + b"x" * 200)
