@@ -153,7 +153,7 @@ class MockServer:
         await runner.cleanup()
         for _, future in self._waiters:
             if not future.done():
-                future.cancel()
+                future.set_exception(RuntimeError("MockServer closed while waiting"))
         self._waiters.clear()
 
     async def __aenter__(self) -> MockServer:

@@ -66,6 +66,17 @@ async def stream(
         return resp, await resp.read()
 
 
+async def read_partial(resp: aiohttp.ClientResponse) -> tuple[bytes, BaseException | None]:
+    """Everything that arrived before the body broke off, and how it broke."""
+    received: list[bytes] = []
+    try:
+        async for piece in resp.content.iter_any():
+            received.append(piece)
+    except aiohttp.ClientError as exc:
+        return b"".join(received), exc
+    return b"".join(received), None
+
+
 def content_of(chunks: list[dict[str, Any]], index: int = 0) -> str:
     return "".join(
         c["delta"].get("content") or ""
@@ -471,18 +482,12 @@ async def test_fault_drop_raises_payload_error(
     server: MockServer, session: aiohttp.ClientSession
 ) -> None:
     server.enqueue(Reply("a b c d e f", fault=Fault.drop_after(3)))
-    received: list[bytes] = []
-
-    async def read_all(resp: aiohttp.ClientResponse) -> None:
-        async for piece in resp.content.iter_any():
-            received.append(piece)
-
     async with session.post(
         f"{server.base_url}/chat/completions", json=chat_body(stream=True)
     ) as r:
-        with pytest.raises(aiohttp.ClientPayloadError):
-            await read_all(r)
-    assert len(parse_events(b"".join(received))) == 3
+        received, error = await read_partial(r)
+    assert isinstance(error, aiohttp.ClientPayloadError)
+    assert len(parse_events(received)) == 3
     await server.wait_idle(5)
     assert server.disconnects == 0
 
@@ -644,3 +649,18 @@ async def test_pytest_fixture(
     assert openai_mock_server.base_url.endswith("/v1")
     async with session.get(f"{openai_mock_server.base_url}/models") as r:
         assert r.status == 200 and (await r.json())["object"] == "list"
+
+
+async def test_raw_from_chunks_frames_jsonl_recordings(
+    server: MockServer, session: aiohttp.ClientSession
+) -> None:
+    path = FIXTURES / "compat" / "09_deepseek_reasoning_content_usage_on_finish.chunks.jsonl"
+    lines = [line for line in path.read_text("utf-8").splitlines() if line.strip()]
+    server.enqueue(Raw.from_chunks(path, fault=Fault.drop_after(len(lines))))
+    async with session.post(
+        f"{server.base_url}/chat/completions", json=chat_body(stream=True)
+    ) as r:
+        received, error = await read_partial(r)
+    assert isinstance(error, aiohttp.ClientPayloadError)
+    events = parse_events(received)
+    assert events == lines
