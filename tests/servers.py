@@ -26,21 +26,25 @@ class LocalServer:
         self.disconnects = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
-        for path, handler in (routes or {}).items():
-            self.route(path, handler)
+        self._routes: dict[str, Handler] = dict(routes or {})
+        self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
-    def route(self, path: str, handler: Handler, method: str = "*") -> None:
-        async def recorded(request: web.Request) -> web.StreamResponse:
-            self.requests.append(request)
-            self.bodies.append(await request.read())
-            try:
-                return await handler(request)
-            except asyncio.CancelledError:
-                self.disconnects += 1
-                self.disconnected.set()
-                raise
+    def route(self, path: str, handler: Handler) -> None:
+        """Serve ``path`` with ``handler``; may be called after the server started."""
+        self._routes[path] = handler
 
-        self.app.router.add_route(method, path, recorded)
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        handler = self._routes.get(request.path)
+        if handler is None:
+            raise web.HTTPNotFound()
+        self.requests.append(request)
+        self.bodies.append(await request.read())
+        try:
+            return await handler(request)
+        except asyncio.CancelledError:
+            self.disconnects += 1
+            self.disconnected.set()
+            raise
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
