@@ -24,7 +24,7 @@ class Printer(ChatListener):
         print(delta, end="", flush=True)
         self.pieces += 1
         if self.pieces == self.limit:
-            stream.cancel()  # from inside a hook: no further hook call follows
+            stream.cancel()  # from inside a hook: no later chunk is delivered
 
     def on_failure(self, stream, error):
         print(f"\n  on_failure({type(error).__name__})")
