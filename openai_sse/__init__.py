@@ -28,7 +28,17 @@ from .errors import (
     StreamError,
     UnprocessableEntityError,
 )
+from .retries import RetryPolicy
 from .sse import ServerSentEvent, SSEDecoder, encode_event
+from .transport import (
+    EventSource,
+    EventSourceListener,
+    EventSources,
+    ReadyState,
+    Reconnect,
+    Request,
+    Timeout,
+)
 
 __all__ = [
     "APIConnectionError",
