@@ -8,13 +8,14 @@ hook is ``async def`` the whole fan-out runs without creating a coroutine per ch
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 
-from ..errors import StreamError
+from ..errors import ProtocolError, StreamError
 from ..transport import EventSource, EventSourceListener
 from .listener import ChatListener
 from .models import ChatCompletionChunk, decode_chunk
@@ -56,6 +57,7 @@ class ChatDispatcher(EventSourceListener):
         self._hooks: dict[str, list[_Call]] = {name: [] for name in _HOOKS}
         self._any_async = False
         self._wants_deltas = False
+        self._plain_content = True
         for listener in listeners:
             self.add_listener(listener)
 
@@ -98,6 +100,7 @@ class ChatDispatcher(EventSourceListener):
         self._wants_deltas = any(
             hooks[n] for n in ("on_content", "on_refusal", "on_reasoning", "on_tool_call_delta")
         )
+        self._plain_content = not any_async and not hooks["on_chunk"]
 
     # -- EventSourceListener ----------------------------------------------------------------
 
@@ -124,13 +127,32 @@ class ChatDispatcher(EventSourceListener):
                 return stream._done(source)
             if stripped[:1] != "{":
                 raise _stream_error(data, type)
-        if '"error"' in data:
-            error = _in_band_error(data)
-            if error is not None:
-                raise error
         chunk = decode_chunk(data)
+        if chunk.error is not None:
+            raise _error_from_payload(chunk.to_dict())
         completed = stream._accumulator.add(chunk)
         stream._received(chunk)
+        if self._plain_content and not completed and chunk.usage is None:
+            # The shape of nearly every chunk: one choice with a content delta and nothing
+            # else, and only sync hooks that want content. Skip building emissions for it.
+            choices = chunk.choices
+            if len(choices) == 1:
+                delta = choices[0].delta
+                if (
+                    delta.tool_calls is None
+                    and delta.refusal is None
+                    and delta.reasoning_content is None
+                    and delta.reasoning is None
+                ):
+                    text = delta.content
+                    if text:
+                        index = choices[0].index
+                        for listener, method in self._hooks["on_content"]:
+                            try:
+                                method(stream, text, index)
+                            except Exception as exc:
+                                self._listener_failed(listener, "on_content", exc)
+                    return None
         return self._emit(self._emissions(chunk, completed))
 
     def on_closed(self, source: EventSource) -> Awaitable[None] | None:
@@ -221,19 +243,6 @@ class ChatDispatcher(EventSourceListener):
         )
 
 
-def _in_band_error(data: str) -> StreamError | None:
-    """A top-level ``error`` object in a data payload, as OpenAI and proxies send mid-stream."""
-    import json
-
-    try:
-        payload = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(payload, dict) or "error" not in payload:
-        return None
-    return _error_from_payload(payload)
-
-
 def _error_from_payload(payload: dict[str, Any]) -> StreamError:
     error = payload.get("error")
     if isinstance(error, dict):
@@ -251,10 +260,6 @@ def _error_from_payload(payload: dict[str, Any]) -> StreamError:
 
 def _stream_error(data: str, type: str | None) -> Exception:
     """``event: error`` with any payload, or a payload that is not a JSON object."""
-    import json
-
-    from ..errors import ProtocolError
-
     if type == "error":
         try:
             payload = json.loads(data)

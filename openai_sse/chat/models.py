@@ -195,8 +195,9 @@ class ChunkChoice(msgspec.Struct, gc=False):
 class ChatCompletionChunk(_Payload):
     """One streamed ``chat.completion.chunk``.
 
-    ``obfuscation`` (OpenAI padding) and ``prompt_filter_results`` (Azure) are declared; any
-    other provider field is in :meth:`to_dict` and :attr:`model_extra`.
+    ``obfuscation`` (OpenAI padding), ``prompt_filter_results`` (Azure) and ``error`` (sent
+    mid-stream by OpenAI, OpenRouter and proxies) are declared; any other provider field is in
+    :meth:`to_dict` and :attr:`model_extra`.
     """
 
     id: str = ""
@@ -209,6 +210,8 @@ class ChatCompletionChunk(_Payload):
     usage: Optional[CompletionUsage] = None
     obfuscation: Optional[str] = None
     prompt_filter_results: Optional[list[dict[str, Any]]] = None
+    error: Any = None
+    """An in-band error object; the dispatcher turns it into :class:`StreamError`."""
 
 
 # ----------------------------------------------------------------------------- final completion

@@ -426,3 +426,19 @@ async def test_non_json_payload_is_a_protocol_error(server: LocalServer, client:
     route(server, serving(b"data: hello\n\n"))
     with pytest.raises(ProtocolError, match="hello"):
         await client.chat.stream(model="m", messages=MESSAGES)
+
+
+async def test_error_inside_a_chunk_with_choices(server: LocalServer, client: Client) -> None:
+    # OpenRouter's mid-stream shape: an error object beside a finishing choice.
+    chunk = {
+        "id": "gen-1",
+        "object": "chat.completion.chunk",
+        "error": {"code": 502, "message": "Provider disconnected"},
+        "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+    }
+    route(server, serving(FIRST_TWO, b"data: " + json.dumps(chunk).encode() + b"\n\n"))
+    with pytest.raises(StreamError) as caught:
+        await client.chat.stream(model="m", messages=MESSAGES)
+    assert caught.value.message == "Provider disconnected"
+    assert caught.value.code == 502
+    assert caught.value.body["id"] == "gen-1"
