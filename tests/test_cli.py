@@ -1,0 +1,440 @@
+"""The ``openai-sse`` command line, run as a real subprocess (``python -m openai_sse``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from openai_sse import AuthenticationError, Client, __version__
+from openai_sse.testing import Fault, MockServer, tokenize
+from openai_sse.testing.replies import default_text
+from openai_sse.testing.server import DEFAULT_DELAY
+
+TIMEOUT = 20.0
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+
+
+def expected_answer(prompt: str) -> str:
+    """What the mock server answers to a single user message, by its own reply logic."""
+    return default_text([{"role": "user", "content": prompt}])
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NO_COLOR", "PYTHONUNBUFFERED")
+    }
+    env["PYTHONIOENCODING"] = "utf-8"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+async def spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "openai_sse",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env if env is not None else cli_env(),
+    )
+
+
+async def finish(
+    proc: asyncio.subprocess.Process, stdin: bytes | None = None, timeout: float = TIMEOUT
+) -> tuple[int, bytes, bytes]:
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.communicate()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out, err
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> Result:
+    code, out, err = await finish(await spawn(*args, env=env), stdin)
+    return Result(code, out.decode(), err.decode())
+
+
+def assert_clean(err: str) -> None:
+    assert "Traceback" not in err
+    assert "never retrieved" not in err
+    assert "Unclosed" not in err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("openai-sse: error: "), err
+    return lines[0]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# --------------------------------------------------------------------------------------------
+# Basics
+# --------------------------------------------------------------------------------------------
+
+
+async def test_version() -> None:
+    result = await run_cli("--version")
+    assert result.code == 0
+    assert result.out.strip() == f"openai-sse {__version__}"
+
+
+async def test_without_a_command_is_a_usage_error() -> None:
+    result = await run_cli()
+    assert result.code == 2
+    assert "a command is required" in result.err
+
+
+async def test_rate_is_refused_with_a_real_endpoint_and_when_negative() -> None:
+    port = closed_port()
+    remote = await run_cli("chat", "hi", "--rate", "5", "--base-url", f"http://127.0.0.1:{port}/v1")
+    negative = await run_cli("chat", "hi", "--rate", "-1")
+    assert remote.code == 2
+    assert "--rate" in remote.err and "openai-sse chat: error:" in remote.err
+    assert negative.code == 2
+    assert "--rate" in negative.err
+    assert remote.out == negative.out == ""
+
+
+async def test_importing_the_cli_does_not_load_the_server_or_openai() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import sys, openai_sse.cli; print(sorted(m for m in sys.modules if m in "
+        "('aiohttp.web', 'openai_sse.testing.server', 'openai')))",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=cli_env(),
+    )
+    code, out, err = await finish(proc)
+    assert code == 0, err
+    assert out.decode().strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------------
+# chat, offline
+# --------------------------------------------------------------------------------------------
+
+
+async def test_chat_offline_streams_the_chinese_greeting_token_by_token() -> None:
+    expected = expected_answer("你好")
+    tokens = len(tokenize(expected))
+    proc = await spawn("chat", "你好")
+    assert proc.stdout is not None and proc.stdin is not None
+    proc.stdin.close()
+    err_task = asyncio.ensure_future(proc.stderr.read()) if proc.stderr else None
+    pieces: list[tuple[float, bytes]] = []
+    while True:
+        data = await asyncio.wait_for(proc.stdout.read(65536), TIMEOUT)
+        if not data:
+            break
+        pieces.append((time.monotonic(), data))
+    code = await asyncio.wait_for(proc.wait(), TIMEOUT)
+    exited = time.monotonic()
+    assert err_task is not None
+    err = (await err_task).decode()
+
+    assert code == 0, err
+    assert b"".join(p for _, p in pieces).decode() == expected + "\n"
+    # The answer arrives as a stream at the server's pace, not in one piece at the end.
+    assert len(pieces) >= 5
+    span = pieces[-1][0] - pieces[0][0]
+    assert span >= 0.5 * (tokens - 1) * DEFAULT_DELAY
+    assert exited - pieces[0][0] >= span
+    assert re.fullmatch(
+        r"openai-sse: no OPENAI_API_KEY or --base-url; using the embedded offline server at "
+        r"http://127\.0\.0\.1:\d+/v1\n",
+        err,
+    )
+
+
+async def test_chat_json_prints_one_chunk_per_line() -> None:
+    expected = expected_answer("hello")
+    result = await run_cli("chat", "hello", "--json", "--rate", "0")
+    assert result.code == 0, result.err
+    chunks = [json.loads(line) for line in result.out.splitlines()]
+    assert len(chunks) == len(tokenize(expected)) + 3  # role, tokens, finish, usage
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    text = "".join(c["delta"].get("content") or "" for k in chunks for c in k["choices"])
+    assert text == expected
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] == len(tokenize(expected))
+
+
+async def test_chat_usage_reports_tokens_and_timing_on_stderr() -> None:
+    expected = expected_answer("hello")
+    result = await run_cli("chat", "hello", "--usage", "--rate", "0")
+    assert result.code == 0, result.err
+    assert result.out == expected + "\n"
+    usage = re.search(
+        r"^openai-sse: usage: prompt_tokens=(\d+) completion_tokens=(\d+) total_tokens=(\d+)$",
+        result.err,
+        re.M,
+    )
+    assert usage is not None, result.err
+    prompt, completion, total = map(int, usage.groups())
+    assert completion == len(tokenize(expected))
+    assert total == prompt + completion
+    timing = re.search(r"^openai-sse: timing: .*chunks=(\d+) bytes=(\d+)", result.err, re.M)
+    assert timing is not None, result.err
+    assert int(timing.group(1)) == completion + 3
+    assert "time_to_first_token=" in result.err
+
+
+async def test_chat_reads_the_prompt_from_stdin() -> None:
+    result = await run_cli("chat", stdin=b"hello\n")
+    assert result.code == 0, result.err
+    assert result.out == expected_answer("hello") + "\n"
+
+
+@posix_only
+async def test_ctrl_c_stops_the_offline_stream_and_keeps_the_partial_answer() -> None:
+    prompt = "Tell me about server-sent events"
+    expected = expected_answer(prompt)
+    proc = await spawn("chat", prompt, "--rate", "20")
+    assert proc.stdout is not None
+    first = await asyncio.wait_for(proc.stdout.read(65536), TIMEOUT)
+    assert first
+    proc.send_signal(signal.SIGINT)
+    code, rest, err = await finish(proc)
+    out = (first + rest).decode()
+    assert code == 130, err
+    assert out.endswith("\n")
+    partial = out[:-1]
+    assert partial and expected.startswith(partial)
+    assert len(partial) < len(expected)
+    assert_clean(err.decode())
+    assert len(err.decode().splitlines()) == 1  # only the offline notice
+
+
+@posix_only
+async def test_ctrl_c_closes_the_connection_to_the_server() -> None:
+    async with MockServer(delay=0.05) as server:
+        proc = await spawn("chat", "Tell me a long story", "--base-url", server.base_url)
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.read(65536), TIMEOUT)
+        assert first
+        proc.send_signal(signal.SIGINT)
+        await server.wait_disconnect(timeout=TIMEOUT)
+        await server.wait_idle(timeout=TIMEOUT)
+        code, _, err = await finish(proc)
+    assert code == 130
+    assert err == b""
+    assert server.disconnects == 1
+
+
+# --------------------------------------------------------------------------------------------
+# chat against a server
+# --------------------------------------------------------------------------------------------
+
+
+async def test_chat_sends_the_options_to_the_server() -> None:
+    expected = expected_answer("hello")
+    async with MockServer(delay=0) as server:
+        result = await run_cli(
+            "chat",
+            "hello",
+            "--base-url",
+            server.base_url,
+            "--api-key",
+            "sk-test",
+            "--model",
+            "gpt-4o",
+            "--system",
+            "Be brief.",
+            "--temperature",
+            "0.25",
+            "--max-tokens",
+            "4",
+        )
+    assert result.code == 0, result.err
+    assert result.err == ""
+    assert result.out == "".join(tokenize(expected)[:4]) + "\n"
+    request = server.requests[0]
+    assert request.headers["Authorization"] == "Bearer sk-test"
+    body = request.json
+    assert body["model"] == "gpt-4o"
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hello"},
+    ]
+    assert body["temperature"] == 0.25
+    assert body["max_tokens"] == 4
+    assert body["stream"] is True
+
+
+async def test_chat_takes_key_and_base_url_from_the_environment() -> None:
+    async with MockServer(delay=0, api_key="env-key") as server:
+        env = cli_env(OPENAI_API_KEY="env-key", OPENAI_BASE_URL=server.base_url)
+        result = await run_cli("chat", "hi", env=env)
+    assert result.code == 0, result.err
+    assert result.out == expected_answer("hi") + "\n"
+    assert result.err == ""  # no offline notice
+    assert len(server.requests) == 1
+
+
+async def test_wrong_key_is_one_error_line_without_the_key() -> None:
+    key = "sk-wrong-secret-key-123456"
+    async with MockServer(delay=0, api_key="right-key") as server:
+        result = await run_cli("chat", "hi", "--base-url", server.base_url, "--api-key", key)
+    assert result.code == 1
+    line = one_error_line(result.err)
+    assert line.startswith("openai-sse: error: AuthenticationError: Error code: 401")
+    assert key not in result.err and key not in result.out
+    assert result.out == ""
+
+
+async def test_a_key_echoed_by_the_server_is_masked() -> None:
+    key = "sk-echoed-secret-key-987654"
+    async with MockServer(delay=0) as server:
+        server.enqueue(Fault.status(401, f"Incorrect API key provided: {key}."))
+        result = await run_cli("chat", "hi", "--base-url", server.base_url, "--api-key", key)
+    assert result.code == 1
+    assert one_error_line(result.err) == (
+        "openai-sse: error: AuthenticationError: Error code: 401 - Incorrect API key provided: ***."
+    )
+    assert server.requests[0].headers["Authorization"] == f"Bearer {key}"
+
+
+async def test_status_fault_is_one_error_line() -> None:
+    async with MockServer(delay=0) as server:
+        server.enqueue(Fault.status(404, "The model `nope` does not exist."))
+        result = await run_cli("chat", "hi", "--base-url", server.base_url, "--model", "nope")
+    assert result.code == 1
+    line = one_error_line(result.err)
+    assert line == (
+        "openai-sse: error: NotFoundError: Error code: 404 - The model `nope` does not exist."
+    )
+
+
+async def test_error_inside_the_stream_keeps_the_partial_answer() -> None:
+    expected = expected_answer("hello")
+    async with MockServer(delay=0) as server:
+        server.enqueue(Fault.error_after(3, "The engine broke."))
+        result = await run_cli("chat", "hello", "--base-url", server.base_url)
+    assert result.code == 1
+    assert result.out == "".join(tokenize(expected)[:2]) + "\n"  # role chunk + 2 tokens
+    assert one_error_line(result.err) == "openai-sse: error: StreamError: The engine broke."
+
+
+async def test_unreachable_server_is_a_connection_error() -> None:
+    port = closed_port()
+    result = await run_cli(
+        "chat", "hi", "--base-url", f"http://127.0.0.1:{port}/v1", "--max-retries", "0"
+    )
+    assert result.code == 1
+    line = one_error_line(result.err)
+    assert line.startswith("openai-sse: error: APIConnectionError: ")
+    assert f"127.0.0.1:{port}" in line
+    assert result.out == ""
+
+
+# --------------------------------------------------------------------------------------------
+# serve
+# --------------------------------------------------------------------------------------------
+
+
+async def start_serve(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await spawn("serve", "--port", "0", *args)
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()
+    match = re.fullmatch(r"Serving OpenAI-compatible API at (http://127\.0\.0\.1:\d+/v1)\n", line)
+    assert match, line
+    return proc, match.group(1)
+
+
+async def stream_text(client: Client, prompt: str) -> str:
+    stream = client.chat.stream(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
+    completion = await stream
+    return completion.choices[0].message.content or ""
+
+
+@posix_only
+async def test_serve_answers_the_official_client_and_ours_then_stops_on_sigterm() -> None:
+    import openai
+
+    proc, base_url = await start_serve("--rate", "0")
+    try:
+        async with openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0) as official:
+            response = await official.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "hello"}],
+                stream=True,
+            )
+            pieces = [c.choices[0].delta.content or "" async for c in response if c.choices]
+        async with Client("x", base_url=base_url, max_retries=0) as client:
+            ours = await stream_text(client, "你好")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code, _, err = await finish(proc)
+    assert len([p for p in pieces if p]) == len(tokenize(expected_answer("hello")))
+    assert "".join(pieces) == expected_answer("hello")
+    assert ours == expected_answer("你好")
+    assert code == 0
+    assert_clean(err.decode())
+
+
+@posix_only
+async def test_serve_plays_a_script_and_requires_the_key(tmp_path: Path) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(["Scripted hello.", {"tokens": ["A", "B", "C"]}]))
+    proc, base_url = await start_serve("--rate", "0", "--script", str(script), "--api-key", "k")
+    try:
+        async with Client("wrong", base_url=base_url, max_retries=0) as client:
+            with pytest.raises(AuthenticationError):
+                await stream_text(client, "hi")
+        async with Client("k", base_url=base_url, max_retries=0) as client:
+            answers = [await stream_text(client, "hi") for _ in range(3)]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code, _, err = await finish(proc)
+    assert answers == ["Scripted hello.", "ABC", expected_answer("hi")]
+    assert code == 0
+    assert_clean(err.decode())
+
+
+async def test_serve_reports_a_bad_script(tmp_path: Path) -> None:
+    script = tmp_path / "bad.json"
+    script.write_text(json.dumps([{"text": "hi", "no_such_key": 1}]))
+    result = await run_cli("serve", "--port", "0", "--script", str(script))
+    assert result.code == 1
+    one_error_line(result.err)
+    assert result.out == ""
+
+
+async def test_serve_reports_a_port_in_use() -> None:
+    async with MockServer(delay=0) as server:
+        result = await run_cli("serve", "--port", str(server.port))
+    assert result.code == 1
+    assert "OSError" in one_error_line(result.err)
