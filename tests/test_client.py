@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from typing import Any
@@ -318,3 +319,18 @@ async def test_create_maps_connection_errors_with_aioresponses() -> None:
         async with Client("k", max_retries=0) as client:
             with pytest.raises(APIConnectionError, match="refused"):
                 await client.chat.create(model="m", messages=MESSAGES)
+
+
+async def test_debug_logs_request_and_status_but_never_the_key(
+    server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.route("/v1/chat/completions", lambda r: sse_response(r, PLAIN))
+    with caplog.at_level(logging.DEBUG, logger="openai_sse"):
+        async with Client("sk-very-secret", base_url=server.url("/v1")) as client:
+            stream = client.chat.stream(model="m", messages=MESSAGES)
+            await stream
+            assert "sk-very-secret" not in repr(stream._source.request)
+    text = caplog.text
+    assert f"POST {server.url('/v1/chat/completions')}" in text
+    assert "-> 200" in text
+    assert "sk-very-secret" not in text

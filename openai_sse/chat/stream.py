@@ -172,8 +172,12 @@ class ChatStream:
             raise self._error
 
     async def aclose(self) -> None:
-        """Cancel if unfinished, then wait until the connection is released."""
+        """Cancel if unfinished, then wait until the connection is released.
+
+        After ``[DONE]`` this also ends the bounded drain of the body at once.
+        """
         self.cancel()
+        self._source.cancel()
         if self._retry_task is not None:
             await asyncio.wait((self._retry_task,))
         await self._source.wait()

@@ -9,7 +9,10 @@ from typing import Any
 __all__ = ["Request"]
 
 
-@dataclass(frozen=True)
+_SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
+
+
+@dataclass(frozen=True, repr=False)
 class Request:
     """One HTTP request; ``json`` and ``data`` are mutually exclusive bodies."""
 
@@ -34,6 +37,13 @@ class Request:
         object.__setattr__(self, "headers", dict(headers or {}))
         object.__setattr__(self, "json", json)
         object.__setattr__(self, "data", data)
+
+    def __repr__(self) -> str:
+        # Credentials never reach logs or tracebacks through a repr.
+        headers = {
+            k: "<redacted>" if k.lower() in _SECRET_HEADERS else v for k, v in self.headers.items()
+        }
+        return f"Request({self.method} {self.url}, headers={headers!r})"
 
     def header(self, name: str) -> str | None:
         """Case-insensitive header lookup, as HTTP wants."""
