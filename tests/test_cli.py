@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from openai_sse import AuthenticationError, Client, __version__
-from openai_sse.testing import Fault, MockServer, tokenize
+from openai_sse.testing import Fault, MockServer, Reply, ToolCall, tokenize
 from openai_sse.testing.replies import default_text
 from openai_sse.testing.server import DEFAULT_DELAY
 
@@ -292,6 +292,21 @@ async def test_chat_sends_the_options_to_the_server() -> None:
     assert body["temperature"] == 0.25
     assert body["max_tokens"] == 4
     assert body["stream"] is True
+
+
+async def test_reasoning_goes_to_stderr_and_tool_calls_are_shown() -> None:
+    async with MockServer(delay=0) as server:
+        server.enqueue(
+            Reply("42", reasoning="Let me think."),
+            Reply(tool_calls=[ToolCall("get_weather", {"city": "Paris"})]),
+        )
+        reasoning = await run_cli("chat", "q", "--base-url", server.base_url)
+        tool = await run_cli("chat", "q", "--base-url", server.base_url)
+    assert reasoning.code == 0, reasoning.err
+    assert reasoning.out == "42\n"
+    assert reasoning.err == "Let me think.\n"
+    assert tool.code == 0, tool.err
+    assert tool.out == '[tool call] get_weather({"city": "Paris"})\n'
 
 
 async def test_chat_takes_key_and_base_url_from_the_environment() -> None:
