@@ -1,4 +1,5 @@
-"""The real recorded streams in ``shared/fixtures/real`` (beside the repository), as SSE bytes.
+"""The real recorded streams in ``tests/recordings`` (byte-for-byte copies of the project's
+shared fixtures; ``SOURCES.md`` there says where each came from), as SSE bytes.
 
 The ``compat`` recordings store only the ``data:`` payloads, one per line; they are framed
 here the way their source project replays them, so every fixture reads as a wire body.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"
+FIXTURES = Path(__file__).resolve().parent / "recordings"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"
 DONE = b"data: [DONE]\n\n"
 
 

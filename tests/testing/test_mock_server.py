@@ -13,7 +13,7 @@ import pytest
 
 from openai_sse.testing import Fault, MockServer, Raw, Reply, ToolCall, load_script, tokenize
 
-FIXTURES = Path("/work/shared/fixtures/real")
+FIXTURES = Path(__file__).resolve().parents[1] / "recordings"
 
 WEATHER_TOOL = {
     "type": "function",
