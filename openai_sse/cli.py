@@ -528,9 +528,9 @@ class _ChatSession:
                 if self.interrupted:
                     return EXIT_INTERRUPTED
                 return _error(error, self.api_key)
+            except BrokenPipeError:
+                raise  # standard output is gone; handled outside the loop
             except (OpenAISSEError, OSError, ValueError) as error:
-                if isinstance(error, BrokenPipeError):
-                    raise
                 self.printer.finish()
                 return _error(error, self.api_key)
             self.printer.finish()
