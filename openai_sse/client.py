@@ -20,6 +20,7 @@ from .errors import APIConnectionError, APITimeoutError, OpenAISSEError, status_
 from .retries import RetryPolicy
 from .sse.decoder import DEFAULT_MAX_EVENT_SIZE
 from .transport import EventSource, EventSourceFactory, Request, Timeout
+from .transport.timeouts import DEFAULT_TIMEOUT
 
 __all__ = ["DEFAULT_BASE_URL", "Chat", "Client"]
 
@@ -50,7 +51,7 @@ class Client:
         base_url: str | None = None,
         organization: str | None = None,
         project: str | None = None,
-        timeout: Timeout | float | None = None,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         session: aiohttp.ClientSession | None = None,
         default_headers: Mapping[str, str] | None = None,
@@ -69,7 +70,7 @@ class Client:
                 "server that needs none)."
             )
         self.base_url = base_url.rstrip("/")
-        self.timeout = Timeout() if timeout is None else Timeout.of(timeout)
+        self.timeout = Timeout.of(timeout)
         self.retry_policy = RetryPolicy(max_retries=max_retries)
         self.max_event_size = max_event_size
         self.default_query = dict(default_query or {})

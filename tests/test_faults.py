@@ -163,3 +163,20 @@ async def test_cancel_mid_answer_observed_by_server(server: MockServer) -> None:
     assert stream.snapshot.choices[0].message.content == "".join(WORDS[:2])
     await server.wait_idle(5)
     assert server.open_streams == 0
+
+
+async def test_no_retry_once_a_chunk_reached_listeners(server: MockServer) -> None:
+    server.enqueue(Reply(WORDS, fault=Fault.drop_after(1)), Reply(WORDS))
+    chunks: list[object] = []
+
+    class Count(ChatListener):
+        def on_chunk(self, stream: ChatStream, chunk: object) -> None:
+            chunks.append(chunk)
+
+    async with Client("k", base_url=server.base_url, max_retries=2) as client:
+        stream = client.chat.stream(model="gpt-test", messages=MESSAGES, listeners=[Count()])
+        with pytest.raises(APIConnectionError):
+            await stream
+    assert len(server.requests) == 1  # the role chunk was delivered: nothing is replayed
+    assert len(chunks) == stream.metrics.chunks == 1
+    assert stream.metrics.retries == 0

@@ -252,8 +252,8 @@ class ChatStream:
     def _can_retry(self, error: BaseException) -> bool:
         if self._retry_delay is None or isinstance(error, StreamCancelled):
             return False
-        if self.metrics.time_to_first_token is not None:
-            return False  # content reached listeners; never replay it
+        if self.metrics.chunks:
+            return False  # something reached listeners; never replay it
         delay = self._retry_delay(error, self._attempt)
         if delay is None:
             return False
@@ -268,9 +268,6 @@ class ChatStream:
         except asyncio.CancelledError:
             await self._complete(StreamCancelled())
             return
-        self._accumulator = ChatCompletionAccumulator()
-        if self._buffer is not None:
-            self._buffer.clear()
         self._source = self._connect(self.dispatcher)
 
     async def _complete(self, error: BaseException | None) -> None:

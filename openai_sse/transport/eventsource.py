@@ -33,7 +33,7 @@ from ..sse.decoder import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
 from .listener import EventSourceListener
 from .reconnect import Reconnect
 from .request import Request
-from .timeouts import Timeout
+from .timeouts import DEFAULT_TIMEOUT, Timeout
 
 __all__ = ["EventSource", "EventSourceFactory", "EventSources", "ReadyState"]
 
@@ -420,12 +420,12 @@ class EventSourceFactory:
         self,
         session: aiohttp.ClientSession,
         *,
-        timeout: Timeout | float | None = None,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         reconnect: Reconnect | bool = False,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
     ) -> None:
         self.session = session
-        self.timeout = Timeout() if timeout is None else Timeout.of(timeout)
+        self.timeout = Timeout.of(timeout)
         self.reconnect: Reconnect | None = Reconnect() if reconnect is True else (reconnect or None)
         self.max_event_size = max_event_size
 
@@ -458,7 +458,7 @@ class EventSources:
     def create_factory(
         session: aiohttp.ClientSession,
         *,
-        timeout: Timeout | float | None = None,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         reconnect: Reconnect | bool = False,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
     ) -> EventSourceFactory:
