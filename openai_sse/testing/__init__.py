@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .replies import Fault, Raw, Reply, ScriptItem, ToolCall, error_body, load_script, tokenize
+from .replies import (
+    Fault,
+    Raw,
+    Reply,
+    ScriptItem,
+    ToolCall,
+    default_text,
+    error_body,
+    load_script,
+    tokenize,
+)
 
 if TYPE_CHECKING:
     from .server import MockServer, RecordedRequest
@@ -21,6 +31,7 @@ __all__ = [
     "Reply",
     "ScriptItem",
     "ToolCall",
+    "default_text",
     "error_body",
     "load_script",
     "tokenize",

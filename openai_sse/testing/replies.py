@@ -27,6 +27,7 @@ __all__ = [
     "Reply",
     "ScriptItem",
     "ToolCall",
+    "default_text",
     "error_body",
     "load_script",
     "tokenize",
