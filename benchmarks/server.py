@@ -187,13 +187,16 @@ class BenchServer:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
-        self.reset()
-
-    def reset(self) -> None:
         self.accepted = 0
         self.requests = 0
         self.disconnects: dict[str, int] = {}
         self.lateness: list[int] = []  # microseconds behind schedule, per paced write
+
+    def reset(self) -> None:
+        self.accepted = 0
+        self.requests = 0
+        self.disconnects.clear()
+        self.lateness.clear()
 
     def fast_body(self, n: int) -> list[bytes]:
         body = self._fast.get(n)
