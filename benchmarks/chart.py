@@ -41,7 +41,7 @@ def draw(report: dict[str, Any], output: Path) -> None:
 
     results = report["results"]
     panels = [k for k in ("throughput", "concurrency", "other") if k in results or k == "other"]
-    figure, axes = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)))
+    figure, axes = plt.subplots(len(panels), 1, figsize=(11, 3.3 * len(panels)))
     if len(panels) == 1:
         axes = [axes]
     axes_iter = iter(axes)
@@ -59,8 +59,8 @@ def draw(report: dict[str, Any], output: Path) -> None:
         axis.set_xscale("log")
         axis.axvline(20, color="#cf222e", linestyle="--", linewidth=1)
         axis.set_title(
-            f"(a) one stream of {results['throughput']['chunks']:,} chunks: "
-            "chunks/s relative to the official openai package (log scale; dashed: 20x target)",
+            f"(a) one stream of {results['throughput']['chunks']:,} chunks: chunks/s vs openai "
+            "(log scale; dashed: 20x target)",
             fontsize=9,
         )
 
@@ -88,8 +88,7 @@ def draw(report: dict[str, Any], output: Path) -> None:
         _bars(axis, labels, values, colors)
         first = next(iter(main.values()))
         axis.set_title(
-            f"(b) paced streams at {first['rate']:g} chunks/s each, one event loop: "
-            "relative to the official openai package",
+            f"(b) streams at {first['rate']:g} chunks/s each on one event loop, vs openai",
             fontsize=9,
         )
 
@@ -99,14 +98,14 @@ def draw(report: dict[str, Any], output: Path) -> None:
         ratio = results["import"]["vs_aiohttp"]
         for module in ("openai_sse", "openai"):
             if ratio.get(module):
-                labels.append(f"import {module} / import aiohttp (target <= 1.2x for openai_sse)")
+                labels.append(f"import {module} / import aiohttp")
                 values.append(ratio[module])
                 colors.append(OURS if module == "openai_sse" else OTHERS)
     if "ttft" in results:
         rows = results["ttft"]["rows"]
         base = rows["aiohttp"]["p50_us"]
         for kind in ("openai_sse", "openai"):
-            labels.append(f"time to first token, {kind} / raw aiohttp")
+            labels.append(f"time to first token, {kind} / aiohttp")
             values.append(rows[kind]["p50_us"] / base)
             colors.append(OURS if kind == "openai_sse" else OTHERS)
     if "cancel" in results:
@@ -114,7 +113,7 @@ def draw(report: dict[str, Any], output: Path) -> None:
         ours = c["openai_sse"]["disconnect_ms"]["p99"]
         raw = c["aiohttp"]["disconnect_ms"]["p99"]
         if ours and raw:
-            labels.append("cancel to server disconnect p99, openai_sse / aiohttp close()")
+            labels.append("cancel to disconnect p99, openai_sse / aiohttp")
             values.append(ours / raw)
             colors.append(OURS)
     if "memory" in results:
@@ -125,7 +124,7 @@ def draw(report: dict[str, Any], output: Path) -> None:
     if labels:
         _bars(axis, labels, values, colors)
         axis.axvline(1, color="#57606a", linewidth=0.8)
-    axis.set_title("(c)-(f) costs relative to the baseline named (lower is better)", fontsize=9)
+    axis.set_title("(c)-(f) costs vs the baseline named (lower is better)", fontsize=9)
 
     machine = report.get("machine", {})
     versions = report.get("versions", {})
