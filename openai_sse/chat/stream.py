@@ -137,13 +137,15 @@ class ChatStream:
         return self._wait().__await__()
 
     async def _wait(self) -> ChatCompletion:
+        if self._wakeup is None:
+            # Awaited without iterating: stop keeping chunks now, not at the end, or a long
+            # stream holds every chunk alive (and the garbage collector busy) until it ends.
+            self._buffer = None
         try:
             await self._settled.wait()
         except asyncio.CancelledError:
             self.cancel()
             raise
-        if self._wakeup is None:
-            self._buffer = None  # awaited without iterating: stop keeping chunks
         if self._error is not None:
             raise self._error
         assert self._result is not None

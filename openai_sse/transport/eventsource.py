@@ -93,6 +93,12 @@ class EventSource:
         self._terminated = False
         self._first_event_timer: asyncio.TimerHandle | None = None
         self._total_timer: asyncio.TimerHandle | None = None
+        # One idle watchdog per source, re-armed only when it expires: cheaper than a timer
+        # per read. ``_net_since`` is when the current wait on the network began (None when
+        # not waiting), so time spent in listener callbacks never counts as idle.
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._net_since: float | None = None
+        self._idle_fired = False
         self.bytes_received = 0
         self.events_received = 0
         self._task = self._loop.create_task(self._run())
@@ -159,6 +165,21 @@ class EventSource:
         if self._in_io:
             self._task.cancel()
 
+    def _on_idle(self) -> None:
+        self._idle_timer = None
+        idle = self._timeout.idle
+        if self._terminated or self._stop_reason is not None or idle is None:
+            return
+        now = self._loop.time()
+        since = self._net_since
+        if since is not None and self._in_io and now - since >= idle:
+            self._idle_fired = True
+            self._task.cancel()
+            return
+        self._idle_timer = self._loop.call_at(
+            (now if since is None else since) + idle, self._on_idle
+        )
+
     def _stop_error(self, response: aiohttp.ClientResponse | None) -> OpenAISSEError:
         reason = self._stop_reason
         if reason == "cancel":
@@ -176,6 +197,8 @@ class EventSource:
         timeout = self._timeout
         if timeout.total is not None:
             self._total_timer = self._loop.call_later(timeout.total, self._interrupt, "total")
+        if timeout.idle is not None:
+            self._idle_timer = self._loop.call_later(timeout.idle, self._on_idle)
         try:
             failures = 0
             while (delivered := await self._attempt()) is not None:
@@ -185,7 +208,7 @@ class EventSource:
         finally:
             self._ready_state = ReadyState.CLOSED
             self._terminated = True
-            for timer in (self._first_event_timer, self._total_timer):
+            for timer in (self._first_event_timer, self._total_timer, self._idle_timer):
                 if timer is not None:
                     timer.cancel()
 
@@ -210,6 +233,7 @@ class EventSource:
                     self._in_io = False
         except asyncio.CancelledError:
             await self._on_cancelled(None)
+            self._uncancel()
         if self._stop_reason is not None:
             await self._terminate(self._stop_error(None), None)
             return False
@@ -221,7 +245,7 @@ class EventSource:
     async def _on_cancelled(self, response: aiohttp.ClientResponse | None) -> None:
         """Keep the one-terminal-callback promise when the task itself is cancelled.
 
-        A cancellation this source caused is swallowed; anyone else's (task cancelled by its
+        Returns for a cancellation this source caused; anyone else's (task cancelled by its
         owner, loop shutting down) is reported as ``StreamCancelled`` and then re-raised.
         """
         if self._stop_reason is None:
@@ -230,6 +254,9 @@ class EventSource:
                 response.close()
             await self._terminate(StreamCancelled(response=response), response)
             raise asyncio.CancelledError
+
+    def _uncancel(self) -> None:
+        """Undo the task cancellation this source used to interrupt itself (3.11+)."""
         uncancel = getattr(self._task, "uncancel", None)
         if uncancel is not None:
             uncancel()
@@ -250,6 +277,7 @@ class EventSource:
         response: aiohttp.ClientResponse | None = None
         delivered = False
         error: BaseException | None = None
+        broke_off: APIConnectionError | None = None
         try:
             if self._stop_reason is not None:
                 raise _Stop
@@ -287,18 +315,18 @@ class EventSource:
         except _Stop:
             error = self._stop_error(response)
         except asyncio.CancelledError:
-            await self._on_cancelled(response)
-            error = self._stop_error(response)
-        except _TransportFailure as exc:
-            error = exc.error
-            if self._stop_reason is not None:
+            if self._idle_fired and self._stop_reason is None:
+                self._idle_fired = False
+                self._uncancel()
+                broke_off = APITimeoutError(
+                    f"No data within {timeout.idle} s.", phase="idle", response=response
+                )
+            else:
+                await self._on_cancelled(response)
+                self._uncancel()
                 error = self._stop_error(response)
-            elif self._reconnect is not None:
-                logger.info("Stream to %s broke off: %s", self._request.url, error)
-                if response is not None:
-                    response.close()
-                self._response = None
-                return delivered
+        except _TransportFailure as exc:
+            broke_off = exc.error
         except Exception as exc:  # the decoder's ProtocolError, or raised by a listener
             error = exc
             if isinstance(exc, OpenAISSEError) and exc.response is None:
@@ -307,6 +335,17 @@ class EventSource:
             if self._first_event_timer is not None:
                 self._first_event_timer.cancel()
                 self._first_event_timer = None
+        if broke_off is not None:
+            if self._stop_reason is not None:
+                error = self._stop_error(response)
+            elif self._reconnect is not None:
+                logger.info("Stream to %s broke off: %s", self._request.url, broke_off)
+                if response is not None:
+                    response.close()
+                self._response = None
+                return delivered
+            else:
+                error = broke_off
         if error is None and self._reconnect is not None and self._stop_reason is None:
             assert response is not None
             response.release()
@@ -323,6 +362,7 @@ class EventSource:
             headers = {**headers, "Last-Event-ID": self._decoder.last_event_id}
         logger.debug("Request: %s %s", request.method, request.url)
         started = time.monotonic()
+        self._net_since = self._loop.time()
         self._in_io = True
         try:
             response = await self._session.request(
@@ -332,13 +372,14 @@ class EventSource:
                 json=request.json,
                 data=request.data,
                 timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=timeout.connect, sock_read=timeout.idle
+                    total=None, sock_connect=timeout.connect, sock_read=None
                 ),
             )
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise _TransportFailure(_map_transport_error(exc, None)) from exc
         finally:
             self._in_io = False
+            self._net_since = None
         logger.debug(
             "Response: %s %s -> %d in %.3f s",
             request.method,
@@ -353,8 +394,10 @@ class EventSource:
         on_event = self._listener.on_event
         readany = response.content.readany
         feed = self._decoder.feed
+        clock = self._loop.time
         delivered = False
         while True:
+            self._net_since = clock()
             self._in_io = True
             try:
                 data = await readany()
@@ -362,6 +405,7 @@ class EventSource:
                 raise _TransportFailure(_map_transport_error(exc, response)) from exc
             finally:
                 self._in_io = False
+                self._net_since = None
             if not data:
                 self._decoder.end()
                 return delivered

@@ -613,3 +613,20 @@ async def test_caller_session_left_open(session: aiohttp.ClientSession) -> None:
     async with LocalServer({"/": hey}) as server:
         await run(session, server.url("/"))
     assert not session.closed
+
+
+async def test_time_spent_in_listeners_is_not_idle(session: aiohttp.ClientSession) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await sse_response(request, b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n")
+
+    class Slow(Recorder):
+        async def on_event(
+            self, source: EventSource, id: str | None, type: str | None, data: str
+        ) -> None:
+            await super().on_event(source, id, type, data)
+            await asyncio.sleep(0.15)  # a slow consumer, longer than the idle bound overall
+
+    async with LocalServer({"/": handler}) as server:
+        rec, _ = await run(session, server.url("/"), Slow(), timeout=Timeout(idle=0.1))
+    assert rec.events == ["1", "2", "3"]
+    assert rec.calls[-1] == ("closed",)

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from openai_sse import InternalServerError
-from openai_sse.transport import EventSources, Reconnect, Request
+from openai_sse.transport import EventSources, Reconnect, Request, Timeout
 
 from ..servers import LocalServer, hang, sse_response
 from .recorder import Recorder
@@ -170,3 +170,22 @@ def test_backoff_grows_caps_and_jitters() -> None:
     samples = {jittery.wait_time(None, 0) for _ in range(50)}
     assert all(0.5 <= s <= 1.5 for s in samples)
     assert len(samples) > 1
+
+
+async def test_idle_timeout_reconnects(session: aiohttp.ClientSession) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if len(server.requests) == 1:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(b"id: 5\ndata: one\n\n")
+            await hang()
+        return web.Response(status=204)
+
+    server = LocalServer({"/": handler})
+    async with server:
+        rec = Recorder()
+        factory = EventSources.create_factory(session, reconnect=FAST, timeout=Timeout(idle=0.2))
+        await asyncio.wait_for(factory.new_event_source(server.url("/"), rec).wait(), 10)
+        await asyncio.wait_for(server.disconnected.wait(), 5)
+    assert rec.calls == [("open", 200), ("event", "5", None, "one"), ("closed",)]
+    assert server.requests[1].headers["Last-Event-ID"] == "5"
