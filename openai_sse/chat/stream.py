@@ -93,7 +93,9 @@ class ChatStream:
         self._error: BaseException | None = None
         self._settled = asyncio.Event()
         self._buffer: deque[ChatCompletionChunk] | None = deque()
-        self._wakeup: asyncio.Event | None = None
+        self._iterating = False
+        # Set only while the iterator waits for chunks, so feeding it costs nothing otherwise.
+        self._waiter: asyncio.Future[None] | None = None
         self._opened_once = False
         self._drain: asyncio.TimerHandle | None = None
         self._retry_task: asyncio.Task[None] | None = None
@@ -137,7 +139,7 @@ class ChatStream:
         return self._wait().__await__()
 
     async def _wait(self) -> ChatCompletion:
-        if self._wakeup is None:
+        if not self._iterating:
             # Awaited without iterating: stop keeping chunks now, not at the end, or a long
             # stream holds every chunk alive (and the garbage collector busy) until it ends.
             self._buffer = None
@@ -156,20 +158,22 @@ class ChatStream:
 
     async def _iterate(self) -> AsyncIterator[ChatCompletionChunk]:
         buffer = self._buffer
-        if buffer is None or self._wakeup is not None:
+        if buffer is None or self._iterating:
             raise RuntimeError("A ChatStream can be iterated once, and before it is awaited")
-        wakeup = self._wakeup = asyncio.Event()
+        self._iterating = True
         while True:
             while buffer:
                 yield buffer.popleft()
             if self._finished:
                 break
-            wakeup.clear()
+            waiter = self._waiter = self._loop.create_future()
             try:
-                await wakeup.wait()
+                await waiter
             except asyncio.CancelledError:
                 self.cancel()
                 raise
+            finally:
+                self._waiter = None
         if self._error is not None:
             raise self._error
 
@@ -223,8 +227,9 @@ class ChatStream:
         buffer = self._buffer
         if buffer is not None:
             buffer.append(chunk)
-            if self._wakeup is not None:
-                self._wakeup.set()
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     def _done(self, source: EventSource) -> Awaitable[None]:
         """``[DONE]``: complete now; read what is left of the body briefly, then let go."""
@@ -282,8 +287,9 @@ class ChatStream:
         usage = self._accumulator.usage
         if usage is not None:
             metrics.completion_tokens = usage.completion_tokens
-        if self._wakeup is not None:
-            self._wakeup.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         try:
             if error is None:
                 self._result = self.snapshot
