@@ -1,9 +1,8 @@
 """Throughput of the layer-1 event-stream decoder against the decoders of other SDKs.
 
 Every decoder gets the same bytes in the same reads, in interleaved rounds; the table shows the
-median of the rounds. The stream is a real OpenAI chat completion (the fixture's ``data:``
-payloads tiled to about 20,000 events), or a synthetic one of the same shape when the shared
-fixtures are not available.
+median of the rounds. The stream is a real OpenAI chat completion (the recording's ``data:``
+payloads, from ``tests/recordings``, tiled to about 20,000 events).
 
     python benchmarks/bench_decoder.py [--events N] [--rounds R]
 """
@@ -14,7 +13,6 @@ import argparse
 import codecs
 import importlib
 import importlib.util
-import json
 import random
 import statistics
 import sys
@@ -29,8 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from openai_sse.sse import SSEDecoder  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURE = SHARED / "fixtures/real/compat/10_openai_obfuscation_service_tier.chunks.jsonl"
+FIXTURE = REPO / "tests/recordings/compat/10_openai_obfuscation_service_tier.chunks.jsonl"
 
 Reads = list[bytes]
 Runner = Callable[[Reads], int]
@@ -39,44 +36,9 @@ Runner = Callable[[Reads], int]
 # Stream construction.
 
 
-def _synthetic_payloads() -> list[str]:
-    rng = random.Random(7)
-    words = ["the", " model", " streams", " a", " token", " delta", " answer", ".", ",", "\n"]
-    base = {
-        "id": "chatcmpl-SyntheticStream0000000000000",
-        "object": "chat.completion.chunk",
-        "created": 1770933892,
-        "model": "gpt-4.1-nano-2025-04-14",
-        "service_tier": "default",
-        "system_fingerprint": "fp_de604bd877",
-    }
-    payloads = []
-    for _ in range(300):
-        content = rng.choice(words)
-        chunk = {
-            **base,
-            "choices": [
-                {
-                    "index": 0,
-                    "delta": {"content": content},
-                    "logprobs": None,
-                    "finish_reason": None,
-                }
-            ],
-            "usage": None,
-            "obfuscation": "".join(rng.choices("abcdefghijKLMNOP0123", k=rng.randint(4, 12))),
-        }
-        payloads.append(json.dumps(chunk, separators=(",", ":"), ensure_ascii=False))
-    return payloads
-
-
 def build_stream(events: int) -> tuple[bytes, str]:
-    if FIXTURE.is_file():
-        payloads = [line for line in FIXTURE.read_text("utf-8").splitlines() if line.strip()]
-        source = f"{FIXTURE.name} ({len(payloads)} payloads tiled)"
-    else:
-        payloads = _synthetic_payloads()
-        source = "synthetic OpenAI-shaped chunks (shared fixtures not found)"
+    payloads = [line for line in FIXTURE.read_text("utf-8").splitlines() if line.strip()]
+    source = f"{FIXTURE.name} ({len(payloads)} payloads tiled)"
     body = [f"data: {payloads[i % len(payloads)]}\n\n" for i in range(events - 1)]
     body.append("data: [DONE]\n\n")
     return "".join(body).encode("utf-8"), source

@@ -1,7 +1,7 @@
 """A fast OpenAI-compatible streaming server for the benchmark suite, run in its own process.
 
 ``POST /v1/chat/completions`` answers with pre-rendered chat chunks (from the real OpenAI
-recording in the shared fixtures, or a synthetic stream of the same shape) and then
+recording in ``tests/recordings``) and then
 ``data: [DONE]``. What to stream is chosen per request by headers (or query parameters of the
 same name without the ``x-bench-`` prefix):
 
@@ -31,7 +31,6 @@ import heapq
 import itertools
 import json
 import os
-import random
 import resource
 import signal
 import subprocess
@@ -41,8 +40,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURE = SHARED / "fixtures/real/compat/10_openai_obfuscation_service_tier.chunks.jsonl"
+FIXTURE = (
+    Path(__file__).resolve().parents[1]
+    / "tests/recordings/compat/10_openai_obfuscation_service_tier.chunks.jsonl"
+)
 
 BATCH = 64 * 1024
 HOLD_LIMIT = 120.0
@@ -54,45 +55,12 @@ EARLY = 0.001  # paced writes due within this many seconds go out in the current
 # -- the stream ------------------------------------------------------------------------------
 
 
-def _synthetic_payloads() -> list[str]:
-    rng = random.Random(7)
-    words = ["The", " model", " streams", " a", " token", " delta", " answer", ".", ",", "\n"]
-    base = {
-        "id": "chatcmpl-SyntheticStream0000000000000",
-        "object": "chat.completion.chunk",
-        "created": 1770933892,
-        "model": "gpt-4.1-nano-2025-04-14",
-        "service_tier": "default",
-        "system_fingerprint": "fp_de604bd877",
-    }
-
-    def chunk(delta: dict[str, Any], finish: str | None) -> str:
-        body = {
-            **base,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-            "usage": None,
-            "obfuscation": "".join(rng.choices("abcdefghijKLMNOP0123", k=rng.randint(3, 12))),
-        }
-        return json.dumps(body, separators=(",", ":"))
-
-    out = [chunk({"role": "assistant", "content": "", "refusal": None}, None)]
-    out += [chunk({"content": rng.choice(words)}, None) for _ in range(300)]
-    out.append(chunk({}, "stop"))
-    usage = {**base, "choices": [], "usage": {"prompt_tokens": 16, "completion_tokens": 300}}
-    out.append(json.dumps(usage, separators=(",", ":")))
-    return out
-
-
 class Shape:
     """The chunks a stream is made of: a head chunk, content chunks tiled, and the tail."""
 
     def __init__(self) -> None:
-        if FIXTURE.is_file():
-            payloads = [line for line in FIXTURE.read_text("utf-8").splitlines() if line.strip()]
-            self.source = f"{FIXTURE.name} ({len(payloads)} recorded chunks)"
-        else:
-            payloads = _synthetic_payloads()
-            self.source = "synthetic OpenAI-shaped chunks (shared fixtures not found)"
+        payloads = [line for line in FIXTURE.read_text("utf-8").splitlines() if line.strip()]
+        self.source = f"{FIXTURE.name} ({len(payloads)} recorded chunks)"
         parsed = [json.loads(p) for p in payloads]
         body = [
             i
