@@ -82,3 +82,17 @@ async def sse_response(
 def hang() -> Awaitable[None]:
     """A future nobody completes: the handler waits until the client goes away."""
     return asyncio.get_running_loop().create_future()
+
+
+def stalling_after(*chunks: bytes) -> Handler:
+    """A handler that opens an event stream, writes ``chunks``, then waits for the client to go."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for chunk in chunks:
+            await response.write(chunk)
+        await hang()
+        return response
+
+    return handler

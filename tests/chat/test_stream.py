@@ -26,7 +26,7 @@ from openai_sse import (
 from openai_sse.chat import ChatCompletionAccumulator, decode_chunk
 
 from ..fixtures import fixture_names, payloads, sse_bytes
-from ..servers import LocalServer, hang, sse_response
+from ..servers import LocalServer, sse_response, stalling_after
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -240,17 +240,6 @@ async def test_iteration_together_with_listeners(server: LocalServer, client: Cl
 
 
 # -- cancellation -------------------------------------------------------------------------------
-
-
-def stalling_after(first: bytes) -> Callable[[web.Request], Any]:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(first)
-        await hang()
-        return response
-
-    return handler
 
 
 FIRST_TWO = b"".join(

@@ -32,7 +32,7 @@ from openai_sse.transport import (
     Timeout,
 )
 
-from ..servers import LocalServer, hang, sse_response
+from ..servers import LocalServer, hang, sse_response, stalling_after
 from .recorder import Recorder, SyncRecorder
 
 
@@ -345,12 +345,7 @@ async def test_body_delay_within_limits_is_not_a_timeout(session: aiohttp.Client
 
 async def test_idle_timeout_after_an_event(session: aiohttp.ClientSession) -> None:
     # H14
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(b"data: hey\n\n")
-        await hang()
-        return response
+    handler = stalling_after(b"data: hey\n\n")
 
     async with LocalServer({"/": handler}) as server:
         rec, _ = await run(session, server.url("/"), timeout=Timeout(idle=0.2))
@@ -462,12 +457,7 @@ async def test_cancel_in_on_event_stops_buffered_events(session: aiohttp.ClientS
 async def test_cancel_from_other_task_while_read_blocks(session: aiohttp.ClientSession) -> None:
     first = asyncio.Event()
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(b"data: hey\n\n")
-        await hang()
-        return response
+    handler = stalling_after(b"data: hey\n\n")
 
     async with LocalServer({"/": handler}) as server:
         rec = Recorder()
@@ -534,11 +524,7 @@ async def test_cancel_after_close_is_a_no_op(session: aiohttp.ClientSession) -> 
 async def test_async_with_cancels_on_exit(session: aiohttp.ClientSession) -> None:
     opened = asyncio.Event()
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await hang()
-        return response
+    handler = stalling_after()
 
     async with LocalServer({"/": handler}) as server:
         rec = Recorder()

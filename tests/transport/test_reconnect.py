@@ -12,7 +12,7 @@ from aiohttp import web
 from openai_sse import InternalServerError
 from openai_sse.transport import EventSources, Reconnect, Request, Timeout
 
-from ..servers import LocalServer, hang, sse_response
+from ..servers import LocalServer, hang, sse_response, stalling_after
 from .recorder import Recorder
 
 FAST = Reconnect(delay=0.01, max_delay=0.05, jitter=0.0)
@@ -141,12 +141,7 @@ async def test_cancel_during_reconnect_wait(session: aiohttp.ClientSession) -> N
 async def test_cancel_while_connected_in_reconnect_mode(session: aiohttp.ClientSession) -> None:
     opened = asyncio.Event()
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(b"data: one\n\n")
-        await hang()
-        return response
+    handler = stalling_after(b"data: one\n\n")
 
     server = LocalServer({"/": handler})
     async with server:
