@@ -229,13 +229,21 @@ class HttpxSSE(Contender):
 # -- floors: aiohttp without an SDK -----------------------------------------------------------
 
 
-class AiohttpBytes(Contender):
-    name = "aiohttp, bytes only (I/O floor)"
-    key = "aiohttp_bytes"
+class _AiohttpFloor(Contender):
+    """A reader on a bare aiohttp session, without any SDK."""
+
     floor = True
 
     async def setup(self) -> None:
         self.session = new_session()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class AiohttpBytes(_AiohttpFloor):
+    name = "aiohttp, bytes only (I/O floor)"
+    key = "aiohttp_bytes"
 
     async def run(self, n: int) -> tuple[int, int]:
         size = 0
@@ -246,17 +254,10 @@ class AiohttpBytes(Contender):
                 size += len(data)
         return size, -1  # body bytes; nothing is parsed
 
-    async def close(self) -> None:
-        await self.session.close()
 
-
-class AiohttpSplit(Contender):
+class AiohttpSplit(_AiohttpFloor):
     name = "aiohttp, split on blank line + json.loads"
     key = "aiohttp_split"
-    floor = True
-
-    async def setup(self) -> None:
-        self.session = new_session()
 
     async def run(self, n: int) -> tuple[int, int]:
         parts = []
@@ -281,9 +282,6 @@ class AiohttpSplit(Contender):
                         if content:
                             parts.append(content)
         return count, len("".join(parts))
-
-    async def close(self) -> None:
-        await self.session.close()
 
 
 THROUGHPUT: list[type[Contender]] = [

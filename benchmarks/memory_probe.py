@@ -20,6 +20,7 @@ import resource
 import sys
 import time
 import tracemalloc
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,20 @@ class _Opened(ChatListener):
             self.event.set()
 
 
+async def _around(
+    streams: int,
+    open_many: Callable[[int, str], Awaitable[list[Any]]],
+    close_all: Callable[[list[Any]], Awaitable[None]],
+) -> dict[str, Any]:
+    """Memory before and after opening ``streams`` idle streams, after a warm-up stream."""
+    await close_all(await open_many(1, "warm"))
+    before = measure()
+    handles = await open_many(streams, "m")
+    after = measure()
+    await close_all(handles)
+    return {"before": before, "after": after}
+
+
 async def hold_openai_sse(base_url: str, streams: int) -> dict[str, Any]:
     client = Client(api_key="x", base_url=base_url, timeout=Timeout(connect=30.0))
     messages = BODY["messages"]
@@ -84,13 +99,10 @@ async def hold_openai_sse(base_url: str, streams: int) -> dict[str, Any]:
             handle.cancel()
         await asyncio.gather(*(h.aclose() for h in handles), return_exceptions=True)
 
-    await close_all(await open_many(1, "warm"))
-    before = measure()
-    handles = await open_many(streams, "m")
-    after = measure()
-    await close_all(handles)
-    await client.close()
-    return {"before": before, "after": after}
+    try:
+        return await _around(streams, open_many, close_all)
+    finally:
+        await client.close()
 
 
 async def hold_aiohttp(base_url: str, streams: int) -> dict[str, Any]:
@@ -123,13 +135,10 @@ async def hold_aiohttp(base_url: str, streams: int) -> dict[str, Any]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    await close_all(await open_many(1, "warm"))
-    before = measure()
-    tasks = await open_many(streams, "m")
-    after = measure()
-    await close_all(tasks)
-    await session.close()
-    return {"before": before, "after": after}
+    try:
+        return await _around(streams, open_many, close_all)
+    finally:
+        await session.close()
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,6 +275,28 @@ async def _staggered(
     return started, max(0.0, deadline - (time.perf_counter() - began))
 
 
+async def _drive(
+    record: Lags,
+    streams: int,
+    ramp_up: float,
+    deadline: float,
+    start: Callable[[], asyncio.Future[bool]],
+    close: Callable[[], Awaitable[Any]],
+) -> tuple[int, Lags]:
+    """Start the streams, wait for them until the deadline, cancel the stragglers, close."""
+    tasks, left = await _staggered(streams, ramp_up, start, deadline)
+    record.mark("all_started")
+    done, pending = await asyncio.wait(tasks, timeout=left)
+    record.mark("all_done")
+    completed = sum(1 for t in done if not t.exception() and t.result())
+    for task in pending:
+        task.cancel()  # for openai_sse, cancelling the awaiting task cancels the stream
+    await asyncio.gather(*pending, return_exceptions=True)
+    await close()
+    record.mark("closed")
+    return completed, record
+
+
 async def _paced_openai_sse(
     base_url: str, streams: int, n: int, headers: dict[str, str], deadline: float, ramp_up: float
 ) -> tuple[int, Lags]:
@@ -310,27 +332,14 @@ async def _paced_openai_sse(
         record.finished()
         return handle.metrics.chunks == n
 
-    handles: list[Any] = []
-
     def start() -> asyncio.Future[bool]:
         # Awaited at once: a stream nobody awaits or iterates keeps its chunks for later.
         handle = client.chat.stream(
             model=MODEL, messages=MESSAGES, listeners=[Lag()], extra_headers=headers
         )
-        handles.append(handle)
         return asyncio.ensure_future(settle(handle))
 
-    tasks, left = await _staggered(streams, ramp_up, start, deadline)
-    record.mark("all_started")
-    done, pending = await asyncio.wait(tasks, timeout=left)
-    record.mark("all_done")
-    completed = sum(1 for t in done if t.result())
-    for handle in handles:
-        handle.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    await client.close()
-    record.mark("closed")
-    return completed, record
+    return await _drive(record, streams, ramp_up, deadline, start, client.close)
 
 
 async def _paced_official(
@@ -362,17 +371,9 @@ async def _paced_official(
         record.finished()
         return count == n
 
-    tasks, left = await _staggered(streams, ramp_up, lambda: asyncio.ensure_future(one()), deadline)
-    record.mark("all_started")
-    done, pending = await asyncio.wait(tasks, timeout=left)
-    record.mark("all_done")
-    completed = sum(1 for t in done if not t.exception() and t.result())
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    await client.close()
-    record.mark("closed")
-    return completed, record
+    return await _drive(
+        record, streams, ramp_up, deadline, lambda: asyncio.ensure_future(one()), client.close
+    )
 
 
 async def _paced_aiohttp(
@@ -413,17 +414,9 @@ async def _paced_aiohttp(
         record.finished()
         return count == n
 
-    tasks, left = await _staggered(streams, ramp_up, lambda: asyncio.ensure_future(one()), deadline)
-    record.mark("all_started")
-    done, pending = await asyncio.wait(tasks, timeout=left)
-    record.mark("all_done")
-    completed = sum(1 for t in done if not t.exception() and t.result())
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    await session.close()
-    record.mark("closed")
-    return completed, record
+    return await _drive(
+        record, streams, ramp_up, deadline, lambda: asyncio.ensure_future(one()), session.close
+    )
 
 
 PACED = {"openai_sse": _paced_openai_sse, "openai": _paced_official, "aiohttp": _paced_aiohttp}

@@ -15,7 +15,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from ._version import __version__
 from .chat.listener import ChatListener
@@ -50,34 +50,31 @@ _RESET = "\x1b[0m"
 # --------------------------------------------------------------------------------------------
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("must be a finite number >= 0 (0: no pacing)")
-    return value
+_N = TypeVar("_N", int, float)
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
+def _number(
+    convert: Callable[[str], _N], minimum: float, *, strict: bool = False
+) -> Callable[[str], _N]:
+    """An argparse type: ``convert``, then a finite value >= ``minimum`` (> with ``strict``)."""
+    kind = "an integer" if convert is int else "a number"
+    bound = f"greater than {minimum:g}" if strict else f"{minimum:g} or more"
+
+    def parse(text: str) -> _N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+        if not (value > minimum if strict else value >= minimum) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number, {bound}")
+        return value
+
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
+_rate = _number(float, 0)  # 0: no pacing
+_positive = _number(float, 0, strict=True)
+_count = _number(int, 0)
 
 
 def _port(text: str) -> int:
