@@ -8,17 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .replies import (
-    Fault,
-    Raw,
-    Reply,
-    ScriptItem,
-    ToolCall,
-    default_text,
-    error_body,
-    load_script,
-    tokenize,
-)
+from .defaults import default_text
+from .faults import Fault, error_body
+from .script import Raw, Reply, ScriptItem, ToolCall, load_script
+from .tokens import tokenize
 
 if TYPE_CHECKING:
     from .server import MockServer, RecordedRequest

@@ -21,20 +21,9 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .replies import (
-    Block,
-    Fault,
-    Plan,
-    Raw,
-    Reply,
-    ScriptItem,
-    error_body,
-    load_script,
-    plan_reply,
-    render_completion,
-    render_stream,
-    special_chunk,
-)
+from .chat_replies import Block, Plan, plan_reply, render_completion, render_stream, special_chunk
+from .faults import Fault, error_body
+from .script import Raw, Reply, ScriptItem, load_script
 
 __all__ = ["DEFAULT_DELAY", "DEFAULT_MODELS", "MockServer", "RecordedRequest"]
 
