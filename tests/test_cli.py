@@ -17,7 +17,7 @@ import pytest
 
 from openai_sse import AuthenticationError, Client, __version__
 from openai_sse.testing import Fault, MockServer, Reply, ToolCall, tokenize
-from openai_sse.testing.replies import default_text
+from openai_sse.testing import default_text
 from openai_sse.testing.server import DEFAULT_DELAY
 
 TIMEOUT = 20.0
