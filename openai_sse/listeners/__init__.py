@@ -1,0 +1,1 @@
+"""Ready-made listeners: structured output parsed as it streams, and OpenTelemetry tracing."""
