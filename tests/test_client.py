@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -277,11 +278,15 @@ async def _json(body: Any) -> web.Response:
 # -- request building and error mapping, mocked -------------------------------------------------
 
 
+_NEEDS_WRITER = "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters
+
+
 class MockedResponse(aiohttp.ClientResponse):
-    """aioresponses builds responses without ``stream_writer``, which aiohttp 3.14 requires."""
+    """aioresponses builds responses without ``stream_writer``, which aiohttp 3.14 requires
+    (and older versions, the declared floor, do not accept)."""
 
     def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
-        if "stream_writer" not in kwargs:
+        if _NEEDS_WRITER and "stream_writer" not in kwargs:
 
             class _Sent:
                 output_size = 0
