@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -64,8 +65,10 @@ class MockServer:
         port: int = 0,
         models: Sequence[str] = DEFAULT_MODELS,
         script: Sequence[ScriptItem] = (),
+        access_log: logging.Logger | None = None,
     ) -> None:
         self.api_key = api_key
+        self.access_log = access_log  # one line per request at INFO when set
         self.delay = delay
         self.host = host
         self.models = tuple(models)
@@ -116,7 +119,8 @@ class MockServer:
             app,
             handle_signals=False,
             handler_cancellation=True,
-            access_log=None,
+            access_log=self.access_log,
+            access_log_format='%a "%r" %s %b %Tfs',
             shutdown_timeout=1.0,
         )
         await runner.setup()
