@@ -1,16 +1,22 @@
 """Incremental event-stream decoder that follows the WHATWG rules exactly.
 
-Lines are split on bytes (CR and LF never occur inside a UTF-8 sequence), so a read's complete
-lines are decoded in one call and a multi-byte character cut between reads waits in the carry
-with the rest of its line. All buffers are lists joined once, which keeps the work linear in
-the input however it is chunked.
+The work is done on bytes: CR and LF never occur inside a UTF-8 sequence, so splitting lines
+before decoding gives the same text as decoding first, and an event's data can be handed on as
+bytes (msgspec decodes JSON from bytes directly) or decoded once per event with ``replace``, so
+invalid UTF-8 costs a U+FFFD, never an event. Buffers are lists joined once, which keeps the
+work linear in the input however it is chunked.
+
+Size cap, one rule under any chunking: no line (comments and unknown fields included) may
+exceed ``max_event_size`` bytes, and no event's data may exceed it. A line is measured whole
+when it completes and while it is still unfinished, so a long line fails at the same point in
+the stream whether it arrives in one read or in many.
 """
 
 from __future__ import annotations
 
 from ..errors import ProtocolError
 
-__all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEDecoder", "ServerSentEvent"]
+__all__ = ["DEFAULT_MAX_EVENT_SIZE", "RawEvent", "SSEDecoder", "ServerSentEvent"]
 
 DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
@@ -18,6 +24,11 @@ _BOM = b"\xef\xbb\xbf"
 # the length first also keeps ``int()`` clear of its digit limit on hostile input.
 _RETRY_LIMIT = 2**64
 _RETRY_MAX_DIGITS = len(str(_RETRY_LIMIT - 1))
+
+RawEvent = bytes | tuple[str | None, str | None, bytes]
+"""What :meth:`SSEDecoder.feed_raw` yields per event: the data alone for a plain message (no
+``event:`` type and no id in effect, nearly every event of an API stream), else
+``(id, type, data)``."""
 
 
 class ServerSentEvent:
@@ -51,14 +62,19 @@ class ServerSentEvent:
         return f"ServerSentEvent(data={self.data!r}, type={self.type!r}, id={self.id!r})"
 
 
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
 class SSEDecoder:
     """Bytes in, :class:`ServerSentEvent` objects out; no I/O, any chunking.
 
     ``last_event_id`` is the committed id (updated on every blank line, as the spec says) and
     seeds a reconnected stream; ``retry`` is the latest valid ``retry:`` in milliseconds,
-    applied as soon as its line ends. ``max_event_size`` bounds the bytes one event may
-    buffer (its unfinished line plus its data); past it :meth:`feed` raises
-    :class:`~openai_sse.ProtocolError` instead of growing without bound.
+    applied as soon as its line ends. ``max_event_size`` bounds, in bytes, any one line and
+    any one event's data; past it :meth:`feed` raises :class:`~openai_sse.ProtocolError`
+    instead of growing without bound. Events completed before the offending line are still
+    returned; the error is then raised by the next call.
     """
 
     __slots__ = (
@@ -84,7 +100,7 @@ class SSEDecoder:
         self.max_event_size = max_event_size
         self._id_buffer = last_event_id
         self._type = ""
-        self._data: list[str] = []
+        self._data: list[bytes] = []
         self._data_size = 0
         self._carry: list[bytes] = []
         self._carry_size = 0
@@ -95,6 +111,19 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Decode one read and return the events it completes, in order."""
+        return [
+            ServerSentEvent(_text(item))
+            if item.__class__ is bytes
+            else ServerSentEvent(_text(item[2]), item[1], item[0])  # type: ignore[index]
+            for item in self.feed_raw(data)
+        ]
+
+    def feed_raw(self, data: bytes) -> list[RawEvent]:
+        """Like :meth:`feed`, with each event's data left as UTF-8 bytes (see :data:`RawEvent`).
+
+        For consumers that parse the data themselves (the event source, when its listener asks
+        for bytes): no text decoding and no event object per event.
+        """
         if self._failed is not None:
             raise self._failed
         if self._bom_pending is not None:
@@ -115,32 +144,38 @@ class SSEDecoder:
             # swallowed then.
             self._skip_lf = data[-1] == 13
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        end = data.rfind(b"\n")
-        if end < 0:
+        end = data.rfind(b"\n") + 1
+        if not end:
             self._carry.append(data)
             self._carry_size += len(data)
-            if self._carry_size + self._data_size > self.max_event_size:
-                self._overflow([])
+            if self._carry_size > self.max_event_size:
+                self._overflow([], self._carry_size)
             return []
         if self._carry:
             end += self._carry_size
             self._carry.append(data)
             data = b"".join(self._carry)
             self._carry.clear()
-        if end == len(data) - 1:
-            # The read ends on a line break, the usual case: no slicing, and the split leaves
-            # one empty string for the unfinished line, which is dropped.
-            lines = data.decode("utf-8", "replace").split("\n")
-            lines.pop()
+        if end == len(data):
             self._carry_size = 0
         else:
-            rest = data[end + 1 :]
+            rest = data[end:]
             self._carry.append(rest)
             self._carry_size = len(rest)
-            lines = data[:end].decode("utf-8", "replace").split("\n")
-        events = self._process_lines(lines)
-        if self._failed is None and self._carry_size + self._data_size > self.max_event_size:
-            self._overflow(events)
+            data = data[:end]
+        # ``data`` now holds complete lines only. A line can exceed the cap only when they
+        # add up to more than it, so the scan for one runs only then.
+        too_long = -1
+        if end > self.max_event_size:
+            too_long = _first_long_line(data, self.max_event_size)
+            if too_long >= 0:
+                data = data[:too_long]
+        events = self._process(data)
+        if self._failed is None:
+            if too_long >= 0:
+                self._overflow(events, -1)
+            elif self._carry_size > self.max_event_size:
+                self._overflow(events, self._carry_size)
         return events
 
     def end(self) -> list[ServerSentEvent]:
@@ -155,54 +190,85 @@ class SSEDecoder:
         self._id_buffer = self.last_event_id
         return []
 
-    def _process_lines(self, lines: list[str]) -> list[ServerSentEvent]:
-        # The hot loop: the buffers live in locals and are stored back once at the end.
-        events: list[ServerSentEvent] = []
+    def _process(self, data: bytes) -> list[RawEvent]:
+        """Handle complete lines: each block but the last is closed by a blank line."""
+        events: list[RawEvent] = []
+        blocks = data.split(b"\n\n")
+        last = blocks.pop()
+        if blocks:
+            if self._data or self._type:
+                # The first block finishes an event begun in an earlier read.
+                if not self._lines(blocks[0].split(b"\n"), events, closed=True):
+                    return events
+                del blocks[0]
+            append = events.append
+            id_buffer = self._id_buffer
+            for block in blocks:
+                # The fast path, one clear idea: a block that is a single ``data:`` line is an
+                # event whose data is the rest of the line (every earlier block was closed by
+                # a blank line, so no field is pending).
+                if b"\n" not in block and block[:5] == b"data:":
+                    value = block[6:] if block[5:6] == b" " else block[5:]
+                    append(value if not id_buffer else (id_buffer, None, value))
+                elif self._lines(block.split(b"\n"), events, closed=True):
+                    id_buffer = self._id_buffer
+                else:
+                    return events
+            # Each block ended with a blank line, which commits the id in effect.
+            self.last_event_id = id_buffer
+        if last:
+            # Complete lines not yet closed by a blank line; ``last`` ends with LF.
+            self._lines(last[:-1].split(b"\n"), events, closed=False)
+        return events
+
+    def _lines(self, lines: list[bytes], events: list[RawEvent], *, closed: bool) -> bool:
+        """The general path: apply each line; ``closed`` adds the blank line that ended the
+        block. Returns False once the data cap is exceeded."""
         data = self._data
         size = self._data_size
         event_type = self._type
         id_buffer = self._id_buffer
-        limit = self.max_event_size
+        limit = self.max_event_size + 1  # ``size`` counts a line break after each data line
+        if closed:
+            lines.append(b"")
         for line in lines:
             if not line:
                 # Blank line: commit the id, then dispatch if there is data.
                 self.last_event_id = id_buffer
                 if data:
-                    events.append(
-                        ServerSentEvent("\n".join(data), event_type or None, id_buffer or None)
-                    )
+                    value = data[0] if len(data) == 1 else b"\n".join(data)
+                    if event_type or id_buffer:
+                        events.append((id_buffer or None, event_type or None, value))
+                    else:
+                        events.append(value)
                     data = []
                     size = 0
                 event_type = ""
                 continue
-            if line.startswith("data:"):
-                value = line[6:] if line.startswith(" ", 5) else line[5:]
+            colon = line.find(b":")
+            if colon == 0:
+                continue
+            if colon < 0:
+                name, value = line, b""
+            else:
+                name = line[:colon]
+                value = (
+                    line[colon + 2 :] if line[colon + 1 : colon + 2] == b" " else line[colon + 1 :]
+                )
+            if name == b"data":
                 data.append(value)
                 size += len(value) + 1
                 if size > limit:
                     self._data, self._data_size = data, size
-                    self._type, self._id_buffer = event_type, id_buffer
-                    self._overflow(events)
-                    return events
-                continue
-            colon = line.find(":")
-            if colon == 0:
-                continue
-            if colon < 0:
-                name, value = line, ""
-            else:
-                name = line[:colon]
-                value = line[colon + 2 :] if line.startswith(" ", colon + 1) else line[colon + 1 :]
-            if name == "data":
-                data.append(value)
-                size += 1
-            elif name == "event":
-                event_type = value
-            elif name == "id":
-                if "\0" not in value:
-                    id_buffer = value
-            elif name == "retry" and value.isascii() and value.isdigit():
-                digits = value.lstrip("0") or "0"
+                    self._overflow(events, size - 1)
+                    return False
+            elif name == b"event":
+                event_type = _text(value)
+            elif name == b"id":
+                if b"\0" not in value:
+                    id_buffer = _text(value)
+            elif name == b"retry" and value.isdigit():
+                digits = value.lstrip(b"0") or b"0"
                 if len(digits) <= _RETRY_MAX_DIGITS:
                     ms = int(digits)
                     if ms < _RETRY_LIMIT:
@@ -211,19 +277,32 @@ class SSEDecoder:
         self._data_size = size
         self._type = event_type
         self._id_buffer = id_buffer
-        return events
+        return True
 
-    def _overflow(self, completed: list[ServerSentEvent]) -> None:
+    def _overflow(self, completed: list[RawEvent], size: int) -> None:
         """Fail for good; events this read completed first are still returned, so nothing
         that arrived intact is lost, and the error is raised by the next call instead."""
-        size = self._carry_size + self._data_size
         self._carry.clear()
         self._carry_size = 0
         self._data = []
         self._data_size = 0
+        measured = f" ({size} bytes)" if size >= 0 else ""
         error = ProtocolError(
-            f"Event exceeds max_event_size of {self.max_event_size} bytes ({size} buffered)."
+            f"Event exceeds max_event_size of {self.max_event_size} bytes{measured}: "
+            "a line or an event's data is longer than the cap."
         )
         self._failed = error
         if not completed:
             raise error
+
+
+def _first_long_line(data: bytes, limit: int) -> int:
+    """Offset of the first line in ``data`` (complete lines) longer than ``limit``, or -1."""
+    start = 0
+    while True:
+        stop = data.find(b"\n", start)
+        if stop < 0:
+            return -1
+        if stop - start > limit:
+            return start
+        start = stop + 1
