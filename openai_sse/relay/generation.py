@@ -1,0 +1,118 @@
+"""One generation run by this relay instance: the SDK stream, its store writer, its watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from ..client import Client
+from ..errors import StreamCancelled
+from .apis import Api, RunningStream
+from .errors import Redactor, error_event
+from .store import CHUNK, DONE, ERROR, Store, StoreUnavailable
+
+__all__ = ["Generation", "StoreWriter"]
+
+logger = logging.getLogger("openai_sse.relay")
+
+
+class StoreWriter:
+    """A listener that writes every chunk (chat) or event (responses) to the store, in order.
+
+    Hooks are awaited before the next chunk is read, so the store sees the upstream's order.
+    A store that fails mid-stream fails the stream too (``raise_errors``): a generation
+    nobody can read should stop paying for tokens.
+    """
+
+    raise_errors = True
+
+    def __init__(self, store: Store, stream_id: str, redact: Redactor) -> None:
+        self.store = store
+        self.stream_id = stream_id
+        self.redact = redact
+        self.stop_reason: str | None = None
+
+    async def on_chunk(self, stream: object, chunk: Any) -> None:
+        await self.store.append(self.stream_id, CHUNK, chunk.to_json())
+
+    async def on_event(self, stream: object, event: Any) -> None:
+        await self.store.append(self.stream_id, CHUNK, event.to_json())
+
+    async def on_closed(self, stream: object, final: Any) -> None:
+        await self._end(DONE, final.to_json())
+
+    async def on_failure(self, stream: object, error: BaseException) -> None:
+        if isinstance(error, StreamCancelled) and self.stop_reason:
+            error = StreamCancelled(self.stop_reason)
+        await self._end(ERROR, json.dumps(error_event(error, self.redact)))
+
+    async def _end(self, kind: str, data: str) -> None:
+        try:
+            await self.store.append(self.stream_id, kind, data)
+        except StoreUnavailable as exc:
+            logger.warning("Stream %s: could not store its end: %s", self.stream_id, exc)
+
+
+class Generation:
+    """Runs one stream to its end, stopping it on request or when nobody listens any more."""
+
+    def __init__(
+        self,
+        client: Client,
+        api: Api,
+        body: dict[str, Any],
+        store: Store,
+        stream_id: str,
+        *,
+        grace: float,
+        redact: Redactor,
+    ) -> None:
+        self.stream_id = stream_id
+        self.store = store
+        self.grace = grace
+        self.writer = StoreWriter(store, stream_id, redact)
+        self._stream: RunningStream | None = None
+        self._client = client
+        self._api = api
+        self._body = body
+
+    def stop(self, reason: str) -> None:
+        """Cancel the upstream request now; followers get ``event: error`` ``cancelled``."""
+        if self.writer.stop_reason is None:
+            self.writer.stop_reason = reason
+        if self._stream is not None:
+            self._stream.cancel()
+
+    async def run(self) -> None:
+        try:
+            self._stream = self._api.start(self._client, self._body, [self.writer])
+        except Exception as exc:  # a request the SDK refuses before sending anything
+            await self.writer.on_failure(None, exc)
+            return
+        if self.writer.stop_reason is not None:
+            self._stream.cancel()
+        watchdog = asyncio.create_task(self._watch())
+        try:
+            with contextlib.suppress(Exception):
+                await self._stream  # the outcome reached the store through the writer
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+
+    async def _watch(self) -> None:
+        """Stop once the lease lapsed (nobody listened for ``grace`` s) or the stream ended."""
+        interval = min(max(self.grace / 4, 0.02), 2.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                wanted = await self.store.wanted(self.stream_id)
+            except StoreUnavailable as exc:
+                logger.warning("Stream %s: store check failed: %s", self.stream_id, exc)
+                continue
+            if not wanted:
+                self.stop(f"Stopped: nobody listened for {self.grace:g} s.")
+                return

@@ -1,0 +1,175 @@
+"""The Redis store: any number of relay processes serve any stream.
+
+Each generation is one Redis Stream (``XADD`` per event, ``MAXLEN ~`` bound, a TTL renewed
+on every write), a small hash marking its end, and a lease key renewed by followers. Stop
+requests go out on one pub/sub channel; the instance running the generation acts on them.
+Keys share a ``{stream id}`` hash tag, so they live in one slot of a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from .store import TERMINAL_KINDS, InvalidEventId, StoreUnavailable, StreamEvent
+
+__all__ = ["RedisStore"]
+
+logger = logging.getLogger("openai_sse.relay")
+
+_T = TypeVar("_T")
+_STREAM_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
+
+# Append unless the stream is unknown or already ended, in one atomic step.
+_APPEND = """
+if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('HEXISTS', KEYS[2], 'ended') == 1 then
+  return false
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'k', ARGV[1], 'd', ARGV[2])
+if ARGV[5] == '1' then
+  redis.call('HSET', KEYS[2], 'ended', '1')
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return id
+"""
+
+
+class RedisStore:
+    """Streams in Redis at ``url``; errors reaching it become :class:`StoreUnavailable`.
+
+    ``timeout`` bounds every command (beyond a blocking read's own wait), so an unreachable
+    or stalled Redis gives a quick, clear error instead of a hang.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        ttl: float = 3600.0,
+        maxlen: int = 100_000,
+        prefix: str = "openai-sse:",
+        timeout: float = 3.0,
+    ) -> None:
+        import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        self.ttl = ttl
+        self.maxlen = maxlen
+        self.prefix = prefix
+        self.timeout = timeout
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._listen_errors = (*self._errors, asyncio.TimeoutError)
+        self._redis: Any = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=timeout,
+            socket_timeout=None,  # blocking reads wait longer; every call has its own bound
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._append = self._redis.register_script(_APPEND)
+        self._channel = prefix + "stop"
+
+    def _keys(self, stream_id: str) -> tuple[str, str, str]:
+        base = f"{self.prefix}{{{stream_id}}}"
+        return base, base + ":meta", base + ":lease"
+
+    async def _call(self, awaitable: Awaitable[_T], extra: float = 0.0) -> _T:
+        try:
+            return await asyncio.wait_for(awaitable, self.timeout + extra)
+        except asyncio.TimeoutError:
+            raise StoreUnavailable("Redis did not answer in time") from None
+        except self._errors as exc:
+            raise StoreUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
+
+    async def create(self, stream_id: str, *, lease: float) -> None:
+        _, meta, lease_key = self._keys(stream_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(meta, "created", "1")
+        pipe.pexpire(meta, int(self.ttl * 1000))
+        pipe.set(lease_key, "1", px=max(int(lease * 1000), 1))
+        await self._call(pipe.execute())
+
+    async def exists(self, stream_id: str) -> bool:
+        _, meta, _ = self._keys(stream_id)
+        return bool(await self._call(self._redis.exists(meta)))
+
+    async def append(self, stream_id: str, kind: str, data: str) -> str | None:
+        stream, meta, _ = self._keys(stream_id)
+        args: list[str | int] = [
+            kind,
+            data,
+            int(self.ttl * 1000),
+            self.maxlen,
+            int(kind in TERMINAL_KINDS),
+        ]
+        result = await self._call(self._append(keys=[stream, meta], args=args))
+        return None if result is None else str(result)
+
+    async def read(self, stream_id: str, after: str | None, *, timeout: float) -> list[StreamEvent]:
+        if after is not None and not _STREAM_ID.fullmatch(after):
+            raise InvalidEventId(after)
+        stream, _, _ = self._keys(stream_id)
+        block = max(int(timeout * 1000), 1)
+        reply = await self._call(
+            self._redis.xread({stream: after or "0-0"}, block=block), extra=timeout
+        )
+        if not reply:
+            return []
+        _, entries = reply[0]
+        return [StreamEvent(id, fields["k"], fields["d"]) for id, fields in entries]
+
+    async def renew_lease(self, stream_id: str, lease: float) -> None:
+        _, _, lease_key = self._keys(stream_id)
+        await self._call(self._redis.set(lease_key, "1", px=max(int(lease * 1000), 1)))
+
+    async def wanted(self, stream_id: str) -> bool:
+        _, meta, lease_key = self._keys(stream_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(meta)
+        pipe.hexists(meta, "ended")
+        pipe.exists(lease_key)
+        known, ended, leased = await self._call(pipe.execute())
+        return bool(known) and not ended and bool(leased)
+
+    async def request_stop(self, stream_id: str) -> None:
+        await self._call(self._redis.publish(self._channel, stream_id))
+
+    async def listen_stops(self, on_stop: Callable[[str], None]) -> None:
+        while True:
+            try:
+                async with self._subscription() as messages:
+                    async for stream_id in messages:
+                        on_stop(stream_id)
+            except self._listen_errors as exc:
+                logger.warning("Stop channel lost (%s); resubscribing", type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    @asynccontextmanager
+    async def _subscription(self) -> AsyncIterator[AsyncIterator[str]]:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await asyncio.wait_for(pubsub.subscribe(self._channel), self.timeout)
+            yield _messages(pubsub)
+        finally:
+            await pubsub.aclose()
+
+    async def ping(self) -> None:
+        await self._call(self._redis.ping())
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def __repr__(self) -> str:
+        return f"<RedisStore prefix={self.prefix!r}>"
+
+
+async def _messages(pubsub: Any) -> AsyncIterator[str]:
+    async for message in pubsub.listen():
+        if message.get("type") == "message":
+            yield str(message["data"])
