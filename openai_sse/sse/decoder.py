@@ -113,8 +113,8 @@ class SSEDecoder:
         """Decode one read and return the events it completes, in order."""
         return [
             ServerSentEvent(_text(item))
-            if item.__class__ is bytes
-            else ServerSentEvent(_text(item[2]), item[1], item[0])  # type: ignore[index]
+            if isinstance(item, bytes)
+            else ServerSentEvent(_text(item[2]), item[1], item[0])
             for item in self.feed_raw(data)
         ]
 
