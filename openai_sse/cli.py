@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
+import math
 import os
+import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ._version import __version__
 from .chat.listener import ChatListener
@@ -28,9 +31,22 @@ if TYPE_CHECKING:
         ChatCompletionChunk,
         ChatCompletionMessageToolCall,
     )
+    from .chat.params import ChatCompletionMessageParam, ChatParams
     from .chat.stream import ChatStream
+    from .testing import ScriptItem
 
-__all__ = ["DEFAULT_MODEL", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "main"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "EXIT_CLOSED_OUTPUT",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_REFUSED",
+    "EXIT_TERMINATED",
+    "EXIT_TRUNCATED",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
 
 PROG = "openai-sse"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -39,7 +55,13 @@ DEFAULT_PORT = 8000
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_REFUSED = 3  # a refusal, or finish_reason "content_filter"
+EXIT_TRUNCATED = 4  # finish_reason "length": the token limit cut the answer
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_CLOSED_OUTPUT = 141  # standard output closed by its reader (128 + SIGPIPE), like `yes | head`
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
+
+_SIGNAL_EXITS = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}
 
 _DIM = "\x1b[2m"
 _RESET = "\x1b[0m"
@@ -50,38 +72,66 @@ _RESET = "\x1b[0m"
 # --------------------------------------------------------------------------------------------
 
 
-_N = TypeVar("_N", int, float)
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type for whole numbers from ``minimum`` (and up to ``maximum``)."""
+    if maximum is not None:
+        wanted = f"an integer from {minimum} to {maximum}"
+    elif minimum == 1:
+        wanted = "a positive integer"
+    else:
+        wanted = f"an integer, {minimum} or more"
 
-
-def _number(
-    convert: Callable[[str], _N], minimum: float, *, strict: bool = False
-) -> Callable[[str], _N]:
-    """An argparse type: ``convert``, then a finite value >= ``minimum`` (> with ``strict``)."""
-    kind = "an integer" if convert is int else "a number"
-    bound = f"greater than {minimum:g}" if strict else f"{minimum:g} or more"
-
-    def parse(text: str) -> _N:
+    def parse(text: str) -> int:
         try:
-            value = convert(text)
+            value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
-        if not (value > minimum if strict else value >= minimum) or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a finite number, {bound}")
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text}")
         return value
 
     return parse
 
 
-_rate = _number(float, 0)  # 0: no pacing
-_positive = _number(float, 0, strict=True)
-_count = _number(int, 0)
+def _real(minimum: float, *, strict: bool) -> Callable[[str], float]:
+    """An argparse type for finite numbers above ``minimum`` (or from it, without ``strict``)."""
+    wanted = f"a number greater than {minimum:g}" if strict else f"a number, {minimum:g} or more"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}") from None
+        if not math.isfinite(value) or not (value > minimum if strict else value >= minimum):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text}")
+        return value
+
+    return parse
 
 
-def _port(text: str) -> int:
-    value = _count(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError("must be between 0 and 65535")
-    return value
+_rate = _real(0, strict=False)  # 0: no pacing
+_positive = _real(0, strict=True)
+_tokens = _integer(1)
+_count = _integer(0)
+_port = _integer(0, 65535)
+
+
+def _http_url(text: str) -> str | None:
+    """Why ``text`` is not usable as an API base URL, or None when it is."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as error:
+        return f"{text!r} is not a valid URL ({error})"
+    if parts.scheme not in ("http", "https"):
+        if not parts.scheme:
+            return f"{text!r} is not a URL; expected http://HOST[:PORT]/v1 or https://..."
+        return f"{text!r} uses {parts.scheme}://; only http:// and https:// are supported"
+    if not parts.hostname:
+        return f"{text!r} has no host name"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Without OPENAI_API_KEY and without a base URL, 'chat' answers offline from the "
-            "embedded mock server. Exit codes: 0 success, 1 error, 2 usage error, "
-            "130 interrupted."
+            "embedded mock server. Exit codes: 0 success, 1 error, 2 usage error, 3 refused "
+            "or filtered, 4 cut at the token limit, 130 Ctrl-C, 141 output closed, "
+            "143 SIGTERM."
         ),
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -122,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--api-key", metavar="KEY", help="API key (env: OPENAI_API_KEY)")
     chat.add_argument("-t", "--temperature", type=float, metavar="T", help="sampling temperature")
     chat.add_argument(
-        "--max-tokens", type=_count, metavar="N", help="upper bound on the answer's tokens"
+        "--max-tokens", type=_tokens, metavar="N", help="upper bound on the answer's tokens"
     )
     chat.add_argument(
         "--json", action="store_true", help="print every chunk as one JSON line instead of text"
@@ -154,7 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=_count,
         default=2,
         metavar="N",
-        help="retries before the first token, on connection errors, 429 and 5xx (%(default)s)",
+        help=(
+            "retries before the first token, on connection errors and timeouts, HTTP 408, 409, "
+            "429 and 5xx, and server errors inside the stream (%(default)s)"
+        ),
     )
     chat.set_defaults(handler=_chat_command, command_parser=chat)
 
@@ -190,22 +244,40 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="require this key (Authorization: Bearer KEY); by default any key is accepted",
     )
+    serve.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log one line per request on standard error",
+    )
     serve.set_defaults(handler=_serve_command, command_parser=serve)
+
+    from .relay.command import add_relay_command
+
+    add_relay_command(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace, argparse.ArgumentParser], int] | None = getattr(
-        args, "handler", None
-    )
-    if handler is None:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: a command is required (chat or serve)", file=sys.stderr)
-        return EXIT_USAGE
-    return handler(args, args.command_parser)
+    try:
+        parser = build_parser()
+        # Known args first, so an unknown option is reported with its subcommand's usage.
+        args, unknown = parser.parse_known_args(argv)
+        command_parser: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        if unknown:
+            command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        handler: Callable[[argparse.Namespace, argparse.ArgumentParser], int] | None = getattr(
+            args, "handler", None
+        )
+        if handler is None:
+            parser.print_usage(sys.stderr)
+            print(f"{PROG}: error: a command is required (chat or serve)", file=sys.stderr)
+            return EXIT_USAGE
+        return handler(args, command_parser)
+    except KeyboardInterrupt:
+        # Ctrl-C outside the event loop: while the prompt is read, or during start-up.
+        return EXIT_INTERRUPTED
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,18 +285,119 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _error(error: BaseException, *secrets: str | None) -> int:
-    """Report ``error`` on one line of standard error, with any secret masked out."""
-    text = " ".join(str(error).split()) or "(no details)"
+def _error(message: str, *secrets: str | None) -> int:
+    """Report an error on one line of standard error, with any secret masked out."""
+    text = " ".join(message.split()) or "(no details)"
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    _say(f"error: {type(error).__name__}: {text}")
+    _say(f"error: {text}")
     return EXIT_ERROR
 
 
 def _say(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+    with contextlib.suppress(OSError, ValueError):  # standard error itself may be gone
+        print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _describe(error: BaseException, chunks: int = 0) -> str:
+    """What went wrong, in the user's terms: no transport internals, no error class names.
+
+    ``chunks`` is how many chunks had arrived, which tells a connection that broke mid-answer
+    from one that never worked.
+    """
+    from .errors import (
+        APIConnectionError,
+        APIStatusError,
+        APITimeoutError,
+        IncompleteStreamError,
+        ProtocolError,
+        StreamError,
+    )
+
+    after = f"after {_plural(chunks, 'chunk')}" if chunks else "before the first chunk"
+    if isinstance(error, APIStatusError):
+        return _status_text(error.status_code, error.body)
+    if isinstance(error, APITimeoutError):
+        phase = {
+            "connect": "connecting",
+            "first_event": "waiting for the first event",
+            "idle": "waiting for the next event",
+        }.get(getattr(error, "phase", ""), "waiting for the server")
+        return f"timed out {phase} ({after})"
+    if isinstance(error, APIConnectionError):
+        if chunks or "broke off" in error.message:
+            return f"the connection broke {after}"
+        return _connection_text(error.message)
+    if isinstance(error, StreamError):
+        return f"the server reported an error in the stream {after}: {error.message}"
+    if isinstance(error, IncompleteStreamError):
+        return f"the stream ended {after}, before the answer was complete"
+    if isinstance(error, ProtocolError):
+        response = error.response
+        content_type = response.content_type if response is not None else ""
+        if content_type and content_type != "text/event-stream":
+            hint = (
+                "the server may not support streaming"
+                if content_type == "application/json"
+                else "is the base URL the API's /v1 root?"
+            )
+            return f"the server answered {content_type}, not an event stream ({hint})"
+        return f"the server sent something unreadable {after}: {_clip(error.message)}"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return _clip(str(error)) or type(error).__name__
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _status_text(status: int, body: Any) -> str:
+    """``the server answered 404 Not Found: <the API's own message>``."""
+    from http import HTTPStatus
+
+    try:
+        phrase = f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        phrase = str(status)
+    detail = _body_text(body)
+    return f"the server answered {phrase}" + (f": {detail}" if detail else "")
+
+
+def _body_text(body: Any) -> str:
+    """The API's own error message, or a one-line summary of a page that is not JSON."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        message = error.get("message") if isinstance(error, dict) else error
+        if not isinstance(message, str):
+            message = body.get("message")
+        return _clip(message) if isinstance(message, str) else ""
+    if not isinstance(body, str):
+        return ""
+    if "<" in body and re.search(r"<(!doctype|html|head|body)\b", body, re.I):
+        title = re.search(r"<title[^>]*>(.*?)</title>", body, re.I | re.S)
+        text = title.group(1) if title else re.sub(r"<[^>]*>", " ", body)
+        summary = _clip(html.unescape(text), 80)
+        return f"an HTML page ({summary!r})" if summary else "an HTML page"
+    return _clip(body)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _connection_text(message: str) -> str:
+    """aiohttp's connector message in plain words (no ``ssl:default``, no call details)."""
+    match = re.search(r"Cannot connect to host (\S+) ssl:\S+ \[(.*)\]", message)
+    if match is None:
+        text = message.removeprefix("Connection error:").strip()
+        return f"connection failed: {_clip(text)}" if text else "connection failed"
+    address, reason = match.groups()
+    if reason.startswith("Connect call failed"):
+        reason = "connection refused"
+    return f"cannot connect to {address}: {reason[:1].lower()}{reason[1:]}"
 
 
 def _delay(rate: float | None) -> float:
@@ -295,9 +468,12 @@ def _use_color(stream: TextIO) -> bool:
 
 
 class _Printer(ChatListener):
-    """Writes the first choice as it streams: text to stdout, reasoning dimmed to stderr."""
+    """Writes the first choice as it streams: text to stdout; reasoning and refusals to stderr.
 
-    raise_errors = True
+    When the reader of standard output goes away (``| head``) it stops the stream, points
+    stdout at the null device so the interpreter's final flush cannot fail, and says so in
+    ``output_closed``.
+    """
 
     def __init__(self, out: TextIO, err: TextIO, *, json_lines: bool) -> None:
         self.out = out
@@ -305,44 +481,61 @@ class _Printer(ChatListener):
         self.json_lines = json_lines
         self.color = _use_color(err)
         self.written = ""
-        self.reasoning = False
+        self.side: str | None = None  # "reasoning" or "refusal" while stderr text is open
+        self.output_closed = False
 
-    def _write(self, text: str) -> None:
-        if not text:
+    def _write(self, text: str, stream: ChatStream | None = None) -> None:
+        if not text or self.output_closed:
             return
-        if self.reasoning:
-            self._end_reasoning()
-        self.out.write(text)
-        self.out.flush()
+        self._end_side()
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:
+            self.output_closed = True
+            _to_devnull(self.out)
+            if stream is not None:
+                stream.cancel()
+            return
         self.written = text
 
-    def _end_reasoning(self) -> None:
-        self.reasoning = False
-        self.err.write((_RESET if self.color else "") + "\n")
-        self.err.flush()
+    def _side(self, kind: str, text: str) -> None:
+        """Text that is not the answer, on standard error: dimmed reasoning, a refusal."""
+        if not text:
+            return
+        if self.side != kind:
+            self._end_side()
+            self.side = kind
+            if self.color and kind == "reasoning":
+                self._err(_DIM)
+        self._err(text)
+
+    def _end_side(self) -> None:
+        if self.side is not None:
+            reset = _RESET if self.color and self.side == "reasoning" else ""
+            self.side = None
+            self._err(reset + "\n")
+
+    def _err(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.err.write(text)
+            self.err.flush()
 
     def on_chunk(self, stream: ChatStream, chunk: ChatCompletionChunk) -> None:
         if self.json_lines:
-            self.out.write(chunk.to_json() + "\n")
-            self.out.flush()
+            self._write(chunk.to_json() + "\n", stream)
 
     def on_content(self, stream: ChatStream, delta: str, index: int) -> None:
         if index == 0 and not self.json_lines:
-            self._write(delta)
+            self._write(delta, stream)
 
     def on_refusal(self, stream: ChatStream, delta: str, index: int) -> None:
         if index == 0 and not self.json_lines:
-            self._write(delta)
+            self._side("refusal", delta)
 
     def on_reasoning(self, stream: ChatStream, delta: str, index: int) -> None:
-        if index != 0 or self.json_lines or not delta:
-            return
-        if not self.reasoning:
-            self.reasoning = True
-            if self.color:
-                self.err.write(_DIM)
-        self.err.write(delta)
-        self.err.flush()
+        if index == 0 and not self.json_lines:
+            self._side("reasoning", delta)
 
     def on_tool_call(
         self, stream: ChatStream, tool_call: ChatCompletionMessageToolCall, index: int
@@ -351,16 +544,42 @@ class _Printer(ChatListener):
             return
         self.finish()
         function = tool_call.function
-        self._write(f"[tool call] {function.name}({function.arguments})\n")
+        self._write(f"[tool call] {function.name}({function.arguments})\n", stream)
 
     def finish(self) -> None:
-        """End the reasoning block and the last line, so the prompt starts on a fresh line."""
-        if self.reasoning:
-            self._end_reasoning()
+        """End the side text and the last line, so the shell prompt starts on a fresh line."""
+        self._end_side()
         if self.written and not self.written.endswith("\n"):
-            self.out.write("\n")
-            self.out.flush()
-            self.written = "\n"
+            self._write("\n")
+
+
+def _to_devnull(stream: TextIO) -> None:
+    """Point ``stream``'s file descriptor at the null device (the Python docs' SIGPIPE advice)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+
+
+def _outcome(completion: ChatCompletion) -> int:
+    """Tell the user on stderr when the answer is not a plain, whole answer; the exit status."""
+    if not completion.choices:
+        return EXIT_OK
+    choice = completion.choices[0]
+    if choice.message.refusal:
+        _say("the model refused to answer (the refusal is above)")
+        return EXIT_REFUSED
+    if choice.finish_reason == "content_filter":
+        _say(
+            "the answer was stopped by the provider's content filter (finish_reason=content_filter)"
+        )
+        return EXIT_REFUSED
+    if choice.finish_reason == "length":
+        _say("the answer was cut off at the token limit (finish_reason=length)")
+        return EXIT_TRUNCATED
+    return EXIT_OK
 
 
 def _read_prompt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
@@ -374,20 +593,42 @@ def _read_prompt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> s
     return prompt
 
 
-def _chat_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    prompt = _read_prompt(args, parser)
+def _endpoint(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[str | None, str | None, str | None]:
+    """``(api_key, base_url, offline_reason)``; ``offline_reason`` is None for a real endpoint."""
     api_key: str | None = args.api_key or os.environ.get("OPENAI_API_KEY") or None
     base_url: str | None = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
-    offline = bool(args.offline or (api_key is None and base_url is None))
-    if args.rate is not None and not offline:
+    if base_url is not None and not args.offline:
+        problem = _http_url(base_url)
+        if problem is not None:
+            source = "--base-url" if args.base_url else "OPENAI_BASE_URL"
+            parser.error(f"{source}: {problem}")
+    if args.offline:
+        configured = [
+            name
+            for name, value in (("an API key", api_key), ("a base URL", base_url))
+            if value is not None
+        ]
+        ignored = f"; {' and '.join(configured)} configured but not used" if configured else ""
+        return None, None, f"--offline{ignored}"
+    if api_key is None and base_url is None:
+        return None, None, "no OPENAI_API_KEY or --base-url"
+    return api_key, base_url, None
+
+
+def _chat_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    api_key, base_url, offline = _endpoint(args, parser)
+    if args.rate is not None and offline is None:
         parser.error(
             "--rate paces the embedded offline server only; add --offline to use it, or drop --rate"
         )
-    messages: list[dict[str, str]] = []
+    prompt = _read_prompt(args, parser)
+    messages: list[ChatCompletionMessageParam] = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
     messages.append({"role": "user", "content": prompt})
-    params: dict[str, Any] = {}
+    params: ChatParams = {}
     if args.temperature is not None:
         params["temperature"] = args.temperature
     if args.max_tokens is not None:
@@ -400,9 +641,10 @@ def _chat_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         model=args.model,
         messages=messages,
         params=params,
-        api_key=None if offline else api_key,
-        base_url=None if offline else base_url,
-        delay=_delay(args.rate) if offline else None,
+        api_key=api_key,
+        base_url=base_url,
+        offline=offline,
+        delay=_delay(args.rate) if offline is not None else None,
         timeout=args.timeout,
         max_retries=args.max_retries,
         usage=args.usage,
@@ -414,32 +656,28 @@ def _chat_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
     try:
         return _run(session.run, interrupted)
-    except BrokenPipeError:
-        return _closed_stdout()
-
-
-def _closed_stdout() -> int:
-    """The reader went away (``openai-sse chat ... | head``): stop quietly."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    return EXIT_ERROR
+    except BrokenPipeError:  # a write outside the printer, e.g. the final newline
+        _to_devnull(sys.stdout)
+        return EXIT_CLOSED_OUTPUT
 
 
 class _ChatSession:
-    """One ``chat`` run: the optional embedded server, the client, the stream and Ctrl-C."""
+    """One ``chat`` run: the optional embedded server, the client, the stream and signals.
+
+    SIGINT (Ctrl-C) and SIGTERM cancel the stream, so the connection closes at once and the
+    partial answer stays printed; before the stream exists they stop start-up.
+    """
 
     def __init__(
         self,
         printer: _Printer,
         *,
         model: str,
-        messages: list[dict[str, str]],
-        params: dict[str, Any],
+        messages: list[ChatCompletionMessageParam],
+        params: ChatParams,
         api_key: str | None,
         base_url: str | None,
+        offline: str | None,
         delay: float | None,
         timeout: float | None,
         max_retries: int,
@@ -451,40 +689,45 @@ class _ChatSession:
         self.params = params
         self.api_key = api_key
         self.base_url = base_url
+        self.offline = offline
         self.delay = delay
         self.timeout = timeout
         self.max_retries = max_retries
         self.usage = usage
-        self.interrupted = False
+        self.signalled: int | None = None  # the exit status of the signal received
         self.stream: ChatStream | None = None
         self.task: asyncio.Task[Any] | None = None
 
-    def _on_sigint(self) -> None:
-        if self.interrupted or self.stream is None:
-            # Before the stream exists, or a second Ctrl-C while shutting down: stop now.
-            self.interrupted = True
-            if self.task is not None:
-                self.task.cancel()
-            return
-        self.interrupted = True
-        self.stream.cancel()
+    def _on_signal(self, status: int) -> None:
+        first = self.signalled is None
+        self.signalled = status if first else self.signalled
+        if first and self.stream is not None:
+            self.stream.cancel()
+        elif self.task is not None:
+            # Before the stream exists, or a second signal while shutting down: stop now.
+            self.task.cancel()
 
     async def run(self) -> int:
         import asyncio
+        import functools
 
         loop = asyncio.get_running_loop()
         self.task = asyncio.current_task()
-        handled = _add_signal_handler(loop, "SIGINT", self._on_sigint)
+        installed = [
+            name
+            for name, status in _SIGNAL_EXITS.items()
+            if _add_signal_handler(loop, name, functools.partial(self._on_signal, status))
+        ]
         try:
             return await self._run()
         except asyncio.CancelledError:
-            if not self.interrupted:
+            if self.signalled is None:
                 raise
             self.printer.finish()
-            return EXIT_INTERRUPTED
+            return self.signalled
         finally:
-            if handled:
-                _remove_signal_handler(loop, "SIGINT")
+            for name in installed:
+                _remove_signal_handler(loop, name)
 
     async def _run(self) -> int:
         from contextlib import AsyncExitStack
@@ -493,6 +736,7 @@ class _ChatSession:
         from .errors import OpenAISSEError, StreamCancelled
 
         async with AsyncExitStack() as stack:
+            stream: ChatStream | None = None
             try:
                 base_url = self.base_url
                 if self.delay is not None:
@@ -500,10 +744,7 @@ class _ChatSession:
 
                     server = await stack.enter_async_context(MockServer(delay=self.delay))
                     base_url = server.base_url
-                    _say(
-                        "no OPENAI_API_KEY or --base-url; using the embedded offline server at "
-                        f"{base_url}"
-                    )
+                    _say(f"{self.offline}; using the embedded offline server at {base_url}")
                 client = await stack.enter_async_context(
                     Client(
                         self.api_key,
@@ -522,18 +763,23 @@ class _ChatSession:
                 completion = await stream
             except StreamCancelled as error:
                 self.printer.finish()
-                if self.interrupted:
-                    return EXIT_INTERRUPTED
-                return _error(error, self.api_key)
-            except BrokenPipeError:
-                raise  # standard output is gone; handled outside the loop
+                if self.printer.output_closed:
+                    return EXIT_CLOSED_OUTPUT
+                if self.signalled is not None:
+                    return self.signalled
+                return _error(_describe(error), self.api_key)
             except (OpenAISSEError, OSError, ValueError) as error:
                 self.printer.finish()
-                return _error(error, self.api_key)
+                if self.printer.output_closed:
+                    return EXIT_CLOSED_OUTPUT
+                chunks = stream.metrics.chunks if stream is not None else 0
+                return _error(_describe(error, chunks), self.api_key)
             self.printer.finish()
+            if self.printer.output_closed:
+                return EXIT_CLOSED_OUTPUT
             if self.usage:
                 _report_usage(stream, completion)
-            return EXIT_OK
+            return _outcome(completion)
 
 
 def _report_usage(stream: ChatStream, completion: ChatCompletion) -> None:
@@ -572,6 +818,21 @@ def _serve_command(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         "delay": _delay(args.rate),
         "api_key": args.api_key,
     }
+    if args.verbose:
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(asctime)s %(message)s"))
+        access_log = logging.getLogger("openai_sse.serve.access")
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+        access_log.propagate = False
+        options["access_log"] = access_log
+    if args.script is not None:
+        try:
+            options["script"] = _load_script(args.script)
+        except ValueError as error:
+            return _error(str(error), args.api_key)
 
     async def serve() -> int:
         import asyncio
@@ -584,14 +845,11 @@ def _serve_command(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             name for name in ("SIGINT", "SIGTERM") if _add_signal_handler(loop, name, stop.set)
         ]
         try:
+            server = MockServer(**options)
             try:
-                if args.script is not None:
-                    server = MockServer.from_script(args.script, **options)
-                else:
-                    server = MockServer(**options)
                 await server.start()
-            except (OSError, ValueError, TypeError, KeyError) as error:
-                return _error(error, args.api_key)
+            except OSError as error:
+                return _error(f"cannot listen on {args.host}:{args.port}: {_describe(error)}")
             try:
                 print(f"Serving OpenAI-compatible API at {server.base_url}", flush=True)
                 _say("press Ctrl-C to stop")
@@ -604,3 +862,48 @@ def _serve_command(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         return EXIT_OK
 
     return _run(serve, lambda: EXIT_OK)
+
+
+def _load_script(path: str) -> list[ScriptItem]:
+    """Read a reply script entry by entry, so an error names the file and the entry."""
+    import json
+    from pathlib import Path
+
+    from .testing import load_script
+
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ValueError(f"cannot read the script {path}: {reason}") from None
+    if text.lstrip().startswith("["):
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON: {error}") from None
+        if not isinstance(values, list):
+            raise ValueError(f"{path}: a script is a JSON list or JSON lines")
+        items: list[ScriptItem] = []
+        for number, value in enumerate(values, 1):
+            items.extend(_script_entry(load_script, [value], f"{path}: entry {number}"))
+        return items
+    items = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            where = f"{path}: line {number}"
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{where}: not valid JSON: {error}") from None
+            items.extend(_script_entry(load_script, [value], where))
+    return items
+
+
+def _script_entry(
+    load: Callable[[list[Any]], list[ScriptItem]], entries: list[Any], where: str
+) -> list[ScriptItem]:
+    try:
+        return load(entries)
+    except (ValueError, TypeError, KeyError) as error:
+        reason = str(error) if not isinstance(error, KeyError) else f"missing key {error}"
+        raise ValueError(f"{where}: {reason}") from None

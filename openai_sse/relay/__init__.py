@@ -9,14 +9,14 @@ page at ``/``. ``RedisStore`` needs the ``openai-sse[redis]`` extra.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from .app import DEFAULT_GRACE, DEFAULT_KEEPALIVE, Relay, create_app
-from .memory_store import MemoryStore
-from .store import InvalidEventId, Store, StoreUnavailable, StreamEvent
-
 if TYPE_CHECKING:
+    from .app import DEFAULT_GRACE, DEFAULT_KEEPALIVE, Relay, create_app
+    from .memory_store import MemoryStore
     from .redis_store import RedisStore
+    from .store import InvalidEventId, Store, StoreUnavailable, StreamEvent
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -32,9 +32,23 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "RedisStore":  # loaded on use: redis is an optional dependency
-        from .redis_store import RedisStore
+# Loaded on first use: the command line stays quick to start, and redis stays optional.
+_HOMES = {
+    "DEFAULT_GRACE": "app",
+    "DEFAULT_KEEPALIVE": "app",
+    "Relay": "app",
+    "create_app": "app",
+    "MemoryStore": "memory_store",
+    "RedisStore": "redis_store",
+    "InvalidEventId": "store",
+    "Store": "store",
+    "StoreUnavailable": "store",
+    "StreamEvent": "store",
+}
 
-        return RedisStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
