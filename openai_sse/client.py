@@ -7,7 +7,7 @@ import logging
 import os
 import platform
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import msgspec
@@ -21,6 +21,11 @@ from .retries import RetryPolicy
 from .sse.decoder import DEFAULT_MAX_EVENT_SIZE
 from .transport import EventSource, EventSourceFactory, Request, Timeout
 from .transport.timeouts import DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .chat.params import ChatCompletionMessageParam, ChatParams
 
 __all__ = ["DEFAULT_BASE_URL", "Chat", "Client"]
 
@@ -148,16 +153,18 @@ class Chat:
         self,
         *,
         model: str,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[ChatCompletionMessageParam],
         listeners: Iterable[object] = (),
         include_usage: bool = True,
         extra_headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-        **params: Any,
+        **params: Unpack[ChatParams],
     ) -> ChatStream:
         """Start streaming at once and return the :class:`ChatStream`.
 
-        ``params`` are sent as they are (temperature, max_tokens, tools, n, ...).
+        ``params`` are the typed request parameters of :class:`~openai_sse.chat.params.ChatParams`
+        (temperature, max_tokens, tools, n, ...), sent as they are; anything else goes in
+        ``extra_body``, merged into the request body last.
         ``include_usage`` asks for the final usage chunk so token counts are known.
         """
         client = self._client
@@ -181,10 +188,10 @@ class Chat:
         self,
         *,
         model: str,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[ChatCompletionMessageParam],
         extra_headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-        **params: Any,
+        **params: Unpack[ChatParams],
     ) -> ChatCompletion:
         """One non-streaming completion, with the same retries and errors as streams."""
         client = self._client
