@@ -18,7 +18,8 @@ from openai_sse.testing import MockServer
 class TypingListener(ChatListener):
     """Writes each piece of the answer the moment it arrives."""
 
-    def on_open(self, stream, response):
+    def on_open(self, stream):
+        response = stream.response
         print(f"[HTTP {response.status}, request id {response.headers.get('x-request-id')}]")
 
     def on_content(self, stream, delta, index):

@@ -13,13 +13,12 @@ import aiohttp
 import msgspec
 
 from ._version import __version__
-from .chat.dispatcher import ChatDispatcher
 from .chat.models import ChatCompletion, decode_completion
 from .chat.stream import ChatStream
 from .errors import APIConnectionError, APITimeoutError, OpenAISSEError, status_error
 from .retries import RetryPolicy
 from .sse.decoder import DEFAULT_MAX_EVENT_SIZE
-from .transport import EventSource, EventSourceFactory, Request, Timeout
+from .transport import EventSource, EventSourceFactory, EventSourceListener, Request, Timeout
 from .transport.timeouts import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -179,8 +178,8 @@ class Chat:
         request = client._request("chat/completions", body, extra_headers)
         factory = client._get_factory()
 
-        def connect(dispatcher: ChatDispatcher) -> EventSource:
-            return factory.new_event_source(request, dispatcher)
+        def connect(listener: EventSourceListener) -> EventSource:
+            return factory.new_event_source(request, listener)
 
         return ChatStream(connect, listeners, retry_delay=client.retry_policy.delay)
 

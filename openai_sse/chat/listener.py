@@ -6,8 +6,6 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from .models import (
         ChatCompletion,
         ChatCompletionChunk,
@@ -25,18 +23,21 @@ class ChatListener:
 
     Every chunk is parsed once and handed to each listener in registration order, awaiting
     each before the next, so a slow listener slows the stream rather than piling up chunks.
-    A listener that raises is logged and skipped, unless it sets ``raise_errors = True``,
-    which fails the whole stream with that exception. Each listener gets exactly one of
-    :meth:`on_closed` / :meth:`on_failure`; a cancelled stream arrives as ``on_failure`` with
-    :class:`~openai_sse.StreamCancelled`, ``stream.snapshot`` holding the partial answer.
+    A hook that returns an awaitable from a plain call (a decorated ``async def``) is
+    awaited too. A listener that raises is logged and skipped (the traceback of its first
+    failure per hook, then a count when the stream ends), unless it sets
+    ``raise_errors = True``, which fails the whole stream with that exception. Each listener
+    gets exactly one of :meth:`on_closed` / :meth:`on_failure`; a cancelled stream arrives as
+    ``on_failure`` with :class:`~openai_sse.StreamCancelled`, ``stream.snapshot`` holding the
+    partial answer.
     """
 
     raise_errors: ClassVar[bool] = False
 
-    def on_open(
-        self, stream: ChatStream, response: aiohttp.ClientResponse
-    ) -> Awaitable[None] | None:
-        """The server accepted the request and started streaming."""
+    def on_open(self, stream: ChatStream) -> Awaitable[None] | None:
+        """The server accepted the request and started streaming; see ``stream.response``.
+
+        Called once per stream, also when the request was tried more than once."""
         return None
 
     def on_chunk(self, stream: ChatStream, chunk: ChatCompletionChunk) -> Awaitable[None] | None:

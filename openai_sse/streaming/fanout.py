@@ -1,0 +1,296 @@
+"""Fan-out: one decoded event becomes hook calls on every registered listener, in order.
+
+Written once for every API. A subclass (``ChatDispatcher``, the Responses dispatcher) names
+its hooks in :attr:`Fanout.HOOKS` (adding a hook is one entry there plus a no-op method on
+its listener class) and turns one decoded event into ``(hook name, arguments)`` pairs in
+:meth:`Fanout._emissions`. The fan-out never calls back into the stream: it only passes the
+stream to the hooks as their first argument.
+
+Per hook the fan-out keeps only the listeners that override it, so a listener interested in
+content costs nothing for the hooks it ignores; while no registered hook is ``async def`` the
+fan-out runs without creating a coroutine per event, and a plain call that returns an
+awaitable anyway (an ``async def`` behind a decorator, a ``def`` returning a coroutine) is
+awaited before the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import inspect
+import logging
+import warnings
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, ClassVar, Final
+
+__all__ = ["TERMINAL_HOOKS", "Emission", "Fanout", "ListenerHookWarning"]
+
+logger = logging.getLogger("openai_sse")
+
+Emission = tuple[str, tuple[Any, ...]]
+"""One hook call for every listener that has the hook: its name and the arguments after the
+stream."""
+
+_Call = tuple[object, Callable[..., Any]]  # (listener, bound hook)
+_Batch = tuple[str, tuple[Any, ...], list[_Call]]
+
+TERMINAL_HOOKS: Final = ("on_closed", "on_failure")
+
+# Every hook name of every API, for the spelling check (one listener may watch several APIs).
+_KNOWN_HOOKS: set[str] = set()
+_CHECKED_CLASSES: weakref.WeakSet[type] = weakref.WeakSet()
+
+
+class ListenerHookWarning(UserWarning):
+    """A listener's method is named almost like a hook: probably a misspelling that never runs."""
+
+
+class Fanout:
+    """Listener tables and the calls made on them.
+
+    Listeners are called in registration order, each awaited before the next. A listener that
+    raises is logged (with its class name and hook; the traceback of the first failure only,
+    then a count reported in one line when the stream ends) and does not disturb the others,
+    unless it sets ``raise_errors = True``: then the exception propagates, which fails the
+    stream. Each listener registered when the stream ends gets exactly one terminal call.
+
+    Subclasses set :attr:`HOOKS` and :attr:`LISTENER` and implement :meth:`_emissions`; they
+    may override :meth:`dispatch` for a faster path (it must call hooks the same way) and
+    :meth:`_rebuilt` to precompute flags from the tables.
+    """
+
+    HOOKS: ClassVar[tuple[str, ...]] = ("on_open", "on_closed", "on_failure")
+    """Every hook this API calls; the terminal ones are ``on_closed`` and ``on_failure``."""
+
+    LISTENER: ClassVar[type] = object
+    """The API's listener base class: its inherited no-op hooks are not called at all."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _KNOWN_HOOKS.update(cls.HOOKS)
+
+    def __init__(self, stream: object, listeners: Iterable[object] = ()) -> None:
+        self.stream = stream
+        self._listeners: list[object] = []
+        self._hooks: dict[str, list[_Call]] = {name: [] for name in self.HOOKS}
+        self._any_async = False
+        # (id(listener), hook) -> [listener, failure count, last failure as text]
+        self._failures: dict[tuple[int, str], list[Any]] = {}
+        self._rebuilt()
+        for listener in listeners:
+            self.add_listener(listener)
+
+    # -- registration ---------------------------------------------------------------------
+
+    @property
+    def listeners(self) -> tuple[object, ...]:
+        return tuple(self._listeners)
+
+    def add_listener(self, listener: object) -> None:
+        """Register ``listener`` (an instance of the API's listener class, or any object with
+        some of its hooks). Safe while streaming: it receives events from the next one on.
+
+        Raises :class:`TypeError` for an object with none of the hooks (``listeners=[42]``) or
+        a class passed instead of an instance, and warns (:class:`ListenerHookWarning`, once
+        per class) about a method named almost like a hook (``on_contnet``).
+        """
+        if listener in self._listeners:
+            return
+        self._check(listener)
+        self._listeners.append(listener)
+        self._rebuild()
+
+    def remove_listener(self, listener: object) -> None:
+        """Unregister ``listener``; it receives nothing more, not even a terminal call."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+            self._rebuild()
+
+    def listening(self, hook: str) -> bool:
+        """Whether any registered listener overrides ``hook``."""
+        return bool(self._hooks[hook])
+
+    def _check(self, listener: object) -> None:
+        hooks = self.HOOKS
+        if isinstance(listener, type):
+            raise TypeError(
+                f"{listener.__qualname__} is a class; register an instance of it "
+                f"({listener.__qualname__}(...))."
+            )
+        if not isinstance(listener, self.LISTENER) and not any(
+            callable(getattr(listener, name, None)) for name in hooks
+        ):
+            raise TypeError(
+                f"{listener!r} ({type(listener).__qualname__}) is not a listener: it has none "
+                f"of the hooks {', '.join(hooks)}."
+            )
+        cls = type(listener)
+        if cls in _CHECKED_CLASSES:
+            return
+        _CHECKED_CLASSES.add(cls)
+        known = _KNOWN_HOOKS | set(hooks)
+        for name in dir(cls):
+            if name in known or name.startswith("_") or not name.lower().startswith("on"):
+                continue
+            if not callable(getattr(cls, name, None)):
+                continue
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+            if close:
+                warnings.warn(
+                    f"{cls.__qualname__}.{name} is not a listener hook and will never be "
+                    f"called; did you mean {close[0]}?",
+                    ListenerHookWarning,
+                    stacklevel=3,
+                )
+
+    def _rebuild(self) -> None:
+        base = self.LISTENER
+        hooks: dict[str, list[_Call]] = {name: [] for name in self.HOOKS}
+        any_async = False
+        for listener in self._listeners:
+            for name, calls in hooks.items():
+                method = getattr(listener, name, None)
+                if method is None:
+                    continue
+                func = getattr(method, "__func__", None)
+                if func is not None and func is getattr(base, name, None):
+                    continue  # the inherited no-op
+                calls.append((listener, method))
+                if name not in TERMINAL_HOOKS and inspect.iscoroutinefunction(method):
+                    any_async = True
+        self._hooks = hooks
+        self._any_async = any_async
+        self._rebuilt()
+
+    def _rebuilt(self) -> None:
+        """Called after every change of the tables; precompute per-API flags here."""
+
+    # -- what the stream calls ------------------------------------------------------------
+
+    def dispatch(self, item: Any, context: Any) -> Awaitable[None] | None:
+        """Call the hooks for one decoded event; an awaitable when a hook must be awaited."""
+        return self.emit(self._emissions(item, context))
+
+    def _emissions(self, item: Any, context: Any) -> list[Emission]:
+        """The hook calls one decoded ``item`` makes, in order; ``context`` is what the
+        stream's accumulator returned for it (chat: the tool calls it completed).
+
+        Only hooks some listener overrides need an entry; the list may be empty."""
+        raise NotImplementedError
+
+    def open(self) -> Awaitable[None] | None:
+        """``on_open(stream)``: the first response of the stream arrived."""
+        return self.emit([("on_open", ())])
+
+    def emit(self, emissions: list[Emission]) -> Awaitable[None] | None:
+        """Make the calls; None when all of them completed synchronously."""
+        if not emissions:
+            return None
+        hooks = self._hooks
+        if self._any_async:
+            return self._run(None, [(name, args, hooks[name]) for name, args in emissions])
+        stream = self.stream
+        for i, (name, args) in enumerate(emissions):
+            for listener, method in hooks[name]:
+                try:
+                    result = method(stream, *args)
+                except Exception as exc:
+                    self._listener_failed(listener, name, exc)
+                    continue
+                if result is not None and inspect.isawaitable(result):
+                    return self._resume(result, listener, name, args, emissions[i + 1 :])
+        return None
+
+    def _resume(
+        self,
+        result: Awaitable[Any],
+        listener: object,
+        name: str,
+        args: tuple[Any, ...],
+        rest: list[Emission],
+    ) -> Awaitable[None]:
+        """A plain call returned an awaitable: await it, then make the calls after it."""
+        hooks = self._hooks
+        calls = hooks[name]
+        after = next(i for i, (other, _) in enumerate(calls) if other is listener) + 1
+        batches = [(name, args, calls[after:])]
+        batches.extend((n, a, hooks[n]) for n, a in rest)
+        return self._run((listener, name, result), batches)
+
+    async def _run(
+        self, pending: tuple[object, str, Awaitable[Any]] | None, batches: list[_Batch]
+    ) -> None:
+        if pending is not None:
+            listener, name, result = pending
+            try:
+                await result
+            except Exception as exc:
+                self._listener_failed(listener, name, exc)
+        stream = self.stream
+        for name, args, calls in batches:
+            for listener, method in calls:
+                try:
+                    result = method(stream, *args)
+                    if result is not None and inspect.isawaitable(result):
+                        await result
+                except Exception as exc:
+                    self._listener_failed(listener, name, exc)
+
+    async def terminal(self, name: str, arg: Any) -> None:
+        """``on_closed(stream, result)`` or ``on_failure(stream, error)``: exactly one call per
+        listener registered now, each listener reached even when one before it raises or is
+        cancelled (a cancellation is re-raised once every listener was called). What a
+        terminal hook raises is only logged. Then the count of failures that were not logged
+        one by one is reported."""
+        stream = self.stream
+        cancelled: BaseException | None = None
+        for listener, method in list(self._hooks[name]):
+            try:
+                result = method(stream, arg)
+                if result is not None and inspect.isawaitable(result):
+                    await result
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+                logger.warning(
+                    "Listener %s.%s was cancelled before it returned",
+                    type(listener).__qualname__,
+                    name,
+                )
+            except Exception:
+                logger.exception("Listener %s.%s raised", type(listener).__qualname__, name)
+        self._report_failures()
+        if cancelled is not None:
+            raise cancelled
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _listener_failed(self, listener: object, hook: str, exc: Exception) -> None:
+        if getattr(listener, "raise_errors", False):
+            raise exc
+        key = (id(listener), hook)
+        seen = self._failures.get(key)
+        if seen is not None:
+            seen[1] += 1
+            seen[2] = f"{type(exc).__name__}: {exc}"
+            return
+        self._failures[key] = [listener, 1, f"{type(exc).__name__}: {exc}"]
+        logger.error(
+            "Listener %s.%s raised %s: %s; the stream goes on (further failures of this hook "
+            "are counted and reported when the stream ends)",
+            type(listener).__qualname__,
+            hook,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+
+    def _report_failures(self) -> None:
+        repeated = [
+            f"{type(listener).__qualname__}.{hook} failed {count} times (last: {last})"
+            for (_, hook), (listener, count, last) in self._failures.items()
+            if count > 1
+        ]
+        self._failures.clear()
+        if repeated:
+            logger.error("Listener failures in this stream: %s", "; ".join(repeated))
