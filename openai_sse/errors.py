@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._redact import mask_body
+
 if TYPE_CHECKING:
     import aiohttp
 
@@ -27,6 +29,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitError",
+    "RedirectError",
     "StreamCancelled",
     "StreamError",
     "UnprocessableEntityError",
@@ -133,6 +136,29 @@ class ProtocolError(OpenAISSEError):
     """The peer broke the protocol: wrong content type, malformed chunk, or an oversized event."""
 
 
+class RedirectError(ProtocolError):
+    """A redirect this package will not follow: to another origin, invalid, or too many.
+
+    Same-origin redirects are followed (at most five); one to another scheme, host or port is
+    refused before anything is sent there, so no credential header and no request body (the
+    prompt) can leak. ``location`` is where it pointed, with any secret in it masked. It is
+    not retried: a redirect answers the same way each time. Point ``base_url`` at the final
+    address instead.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: str,
+        status_code: int,
+        response: aiohttp.ClientResponse | None = None,
+    ) -> None:
+        super().__init__(message, response=response)
+        self.location = location
+        self.status_code = status_code
+
+
 class StreamError(OpenAISSEError):
     """The server reported an error inside an otherwise healthy stream."""
 
@@ -186,8 +212,15 @@ def status_error(
     *,
     response: aiohttp.ClientResponse | None = None,
     request_id: str | None = None,
+    secrets: tuple[str, ...] = (),
 ) -> APIStatusError:
-    """Build the typed error for ``status``, taking the message from an OpenAI error body."""
+    """Build the typed error for ``status``, taking the message from an OpenAI error body.
+
+    Each of ``secrets`` (the request's credentials) is masked in the body and the message, as
+    servers echo a wrong key back ("Incorrect API key provided: sk-...").
+    """
+    if secrets:
+        body = mask_body(body, secrets)
     cls = _STATUS_ERRORS.get(status)
     if cls is None:
         cls = InternalServerError if status >= 500 else APIStatusError

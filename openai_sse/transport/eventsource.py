@@ -4,9 +4,13 @@ The contract is okhttp-sse 5.x: the factory returns at once and connects in a ta
 ``on_open`` then ``on_event``* then exactly one of ``on_closed`` / ``on_failure``; ``cancel()``
 is synchronous, idempotent and always ends in ``on_failure(StreamCancelled)``.
 
-Interrupting is split in two so that user code is never cancelled under its feet: while the
-task waits on the network it is cancelled outright (and the connection closed), while it runs a
-listener callback only a flag is set, checked before the next event.
+Interrupting: while the task waits on the network (connecting, reading headers, an error body
+or events, waiting to reconnect) it is cancelled outright and the connection closed. While it
+awaits an async ``on_open`` / ``on_event`` hook, a ``cancel()`` from anywhere else (another
+task, a timer such as ``Timeout(total)``) cancels the hook too, so a hook that never returns
+cannot hold the stream; ``cancel()`` called by the hook itself (from the source's own task)
+only sets a flag, checked before the next event, so a hook is never cancelled under its own
+feet. Either way the listener gets exactly one terminal callback, which is never cancelled.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from .._redact import mask_text
 from ..errors import (
     APIConnectionError,
     APITimeoutError,
@@ -30,6 +35,7 @@ from ..errors import (
     status_error,
 )
 from ..sse.decoder import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
+from .http import send, watch_connection
 from .listener import EventSourceListener
 from .reconnect import Reconnect
 from .request import Request
@@ -40,7 +46,6 @@ __all__ = ["EventSource", "EventSourceFactory", "EventSources", "ReadyState"]
 logger = logging.getLogger("openai_sse")
 
 _ERROR_BODY_LIMIT: Final = 64 * 1024
-_ERROR_BODY_TIMEOUT: Final = 10.0
 
 
 class ReadyState(enum.IntEnum):
@@ -75,6 +80,7 @@ class EventSource:
         timeout: Timeout,
         reconnect: Reconnect | None,
         max_event_size: int,
+        deadline: float | None = None,
     ) -> None:
         self._session = session
         self._request = request
@@ -84,12 +90,19 @@ class EventSource:
         self._max_event_size = max_event_size
         self._decoder = SSEDecoder(max_event_size=max_event_size)
         self._loop = asyncio.get_running_loop()
+        # The loop time by which everything must be over (Timeout.total), or None.
+        if deadline is None and timeout.total is not None:
+            deadline = self._loop.time() + timeout.total
+        self._deadline = deadline
+        self._secrets = request.secrets()
         self._ready_state = ReadyState.CONNECTING
         self._response: aiohttp.ClientResponse | None = None
         # Why the run loop must stop: "cancel", or the name of the timeout phase that fired.
         self._stop_reason: str | None = None
         # True while the task awaits the network (and may be cancelled), False in callbacks.
         self._in_io = False
+        # True while the task awaits an async on_open/on_event hook: cancellable from outside.
+        self._in_hook = False
         self._terminated = False
         self._first_event_timer: asyncio.TimerHandle | None = None
         self._total_timer: asyncio.TimerHandle | None = None
@@ -99,6 +112,10 @@ class EventSource:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._net_since: float | None = None
         self._idle_fired = False
+        # ``content.total_bytes`` after the last read: more means bytes wait to be read.
+        self._read_mark = 0
+        # The last byte read: whether the next read starts a line (for comment-only reads).
+        self._last_byte = 10
         self.bytes_received = 0
         self.events_received = 0
         self._task = self._loop.create_task(self._run())
@@ -149,7 +166,7 @@ class EventSource:
 
     def __repr__(self) -> str:
         return (
-            f"<EventSource {self._request.method} {self._request.url} "
+            f"<EventSource {self._request.method} {self._request.safe_url} "
             f"{self._ready_state.name.lower()}>"
         )
 
@@ -162,7 +179,7 @@ class EventSource:
         self._ready_state = ReadyState.CLOSED
         if self._response is not None:
             self._response.close()
-        if self._in_io:
+        if self._in_io or (self._in_hook and asyncio.current_task() is not self._task):
             self._task.cancel()
 
     def _on_idle(self) -> None:
@@ -173,6 +190,11 @@ class EventSource:
         now = self._loop.time()
         since = self._net_since
         if since is not None and self._in_io and now - since >= idle:
+            response = self._response
+            if response is not None and response.content.total_bytes != self._read_mark:
+                # Bytes arrived and wait to be read: the loop was busy, the peer was not.
+                self._idle_timer = self._loop.call_at(now + idle, self._on_idle)
+                return
             self._idle_fired = True
             self._task.cancel()
             return
@@ -195,8 +217,11 @@ class EventSource:
 
     async def _run(self) -> None:
         timeout = self._timeout
-        if timeout.total is not None:
-            self._total_timer = self._loop.call_later(timeout.total, self._interrupt, "total")
+        if self._deadline is not None:
+            if self._deadline <= self._loop.time():
+                self._interrupt("total")
+            else:
+                self._total_timer = self._loop.call_at(self._deadline, self._interrupt, "total")
         if timeout.idle is not None:
             self._idle_timer = self._loop.call_later(timeout.idle, self._on_idle)
         try:
@@ -222,7 +247,7 @@ class EventSource:
             )
             return False
         delay = policy.wait_time(self._decoder.retry, failures)
-        logger.info("Reconnecting to %s in %.3f s", self._request.url, delay)
+        logger.info("Reconnecting to %s in %.3f s", self._request.safe_url, delay)
         self._ready_state = ReadyState.CONNECTING
         try:
             if self._stop_reason is None:
@@ -283,12 +308,15 @@ class EventSource:
                 raise _Stop
             response = self._response = await self._connect()
             if not 200 <= response.status < 300:
-                body = await _read_error_body(response)
+                body = await self._read_error_body(response)
+                if self._stop_reason is not None:
+                    raise _Stop
                 error = status_error(
                     response.status,
                     body,
                     response=response,
                     request_id=response.headers.get("x-request-id"),
+                    secrets=self._secrets,
                 )
                 await self._terminate(error, response)
                 return None
@@ -298,9 +326,7 @@ class EventSource:
                     # The spec's way for a server to say "do not come back".
                     await self._terminate(None, response)
                     return None
-                error = ProtocolError(
-                    f"Invalid content-type: {content_type or 'null'}", response=response
-                )
+                error = ProtocolError(_content_type_message(content_type), response=response)
                 await self._terminate(error, response)
                 return None
             if self._stop_reason is not None:
@@ -308,10 +334,18 @@ class EventSource:
             self._ready_state = ReadyState.OPEN
             result = listener.on_open(self, response)
             if result is not None:
-                await result
+                self._in_hook = True
+                try:
+                    await result
+                finally:
+                    self._in_hook = False
             if self._stop_reason is not None:
                 raise _Stop
-            delivered = await self._read_events(response)
+            unwatch = watch_connection(response)
+            try:
+                delivered = await self._read_events(response)
+            finally:
+                unwatch()
         except _Stop:
             error = self._stop_error(response)
         except asyncio.CancelledError:
@@ -339,7 +373,7 @@ class EventSource:
             if self._stop_reason is not None:
                 error = self._stop_error(response)
             elif self._reconnect is not None:
-                logger.info("Stream to %s broke off: %s", self._request.url, broke_off)
+                logger.info("Stream to %s broke off: %s", self._request.safe_url, broke_off)
                 if response is not None:
                     response.close()
                 self._response = None
@@ -360,59 +394,78 @@ class EventSource:
         headers = request.headers
         if self._decoder.last_event_id and self._reconnect is not None:
             headers = {**headers, "Last-Event-ID": self._decoder.last_event_id}
-        logger.debug("Request: %s %s", request.method, request.url)
+        logger.debug("Request: %s %s", request.method, request.safe_url)
         started = time.monotonic()
         self._net_since = self._loop.time()
         self._in_io = True
         try:
-            response = await self._session.request(
-                request.method,
-                request.url,
+            response = await send(
+                self._session,
+                request,
                 headers=headers,
-                json=request.json,
-                data=request.data,
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=timeout.connect, sock_read=None
                 ),
             )
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            raise _TransportFailure(_map_transport_error(exc, None)) from exc
+            raise _TransportFailure(map_transport_error(exc, None, self._secrets)) from exc
         finally:
             self._in_io = False
             self._net_since = None
         logger.debug(
             "Response: %s %s -> %d in %.3f s",
             request.method,
-            request.url,
+            request.safe_url,
             response.status,
             time.monotonic() - started,
         )
+        self._read_mark = 0
+        self._last_byte = 10
         return response
+
+    async def _read_error_body(self, response: aiohttp.ClientResponse) -> Any:
+        """The error body, bounded in size and by the idle timeout; cancellable meanwhile."""
+        self._in_io = True
+        try:
+            return await read_error_body(response, self._timeout.idle)
+        finally:
+            self._in_io = False
 
     async def _read_events(self, response: aiohttp.ClientResponse) -> bool:
         """Read to EOF, delivering events; returns whether any event was delivered."""
         on_event = self._listener.on_event
-        readany = response.content.readany
+        content = response.content
+        readany = content.readany
         feed = self._decoder.feed
         clock = self._loop.time
+        comments_count = self._timeout.idle_counts_comments
         delivered = False
+        # When the current idle period began: reset by data, never by a comment-only read.
+        idle_since = clock()
         while True:
-            self._net_since = clock()
+            self._net_since = idle_since
             self._in_io = True
             try:
                 data = await readany()
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                raise _TransportFailure(_map_transport_error(exc, response)) from exc
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, RuntimeError) as exc:
+                # aiohttp raises RuntimeError("Connection closed.") for a read begun after
+                # the connection was lost (a broken chunk size, a session closed under us).
+                raise _TransportFailure(map_transport_error(exc, response, self._secrets)) from exc
             finally:
                 self._in_io = False
                 self._net_since = None
+            self._read_mark = content.total_bytes
             if not data:
                 self._decoder.end()
                 return delivered
             self.bytes_received += len(data)
             events = feed(data)
             if not events:
+                if comments_count or not _comments_only(data, self._last_byte):
+                    idle_since = clock()
+                self._last_byte = data[-1]
                 continue
+            self._last_byte = data[-1]
             if not delivered:
                 delivered = True
                 if self._first_event_timer is not None:
@@ -424,9 +477,14 @@ class EventSource:
                 self.events_received += 1
                 result = on_event(self, event.id, event.type, event.data)
                 if result is not None:
-                    await result
+                    self._in_hook = True
+                    try:
+                        await result
+                    finally:
+                        self._in_hook = False
             if self._stop_reason is not None:
                 raise _Stop
+            idle_since = clock()
 
     async def _terminate(
         self, error: BaseException | None, response: aiohttp.ClientResponse | None
@@ -474,12 +532,17 @@ class EventSourceFactory:
         self.max_event_size = max_event_size
 
     def new_event_source(
-        self, request: Request | str, listener: EventSourceListener
+        self,
+        request: Request | str,
+        listener: EventSourceListener,
+        *,
+        deadline: float | None = None,
     ) -> EventSource:
         """Start connecting in a task and return at once; no callback runs before this returns.
 
         Must be called with a running event loop. Cancel the source when done with it, or use
-        it as an async context manager.
+        it as an async context manager. ``deadline`` (event loop time) replaces the one
+        ``Timeout.total`` would set, for callers whose total spans several sources (retries).
         """
         if isinstance(request, str):
             request = Request(request)
@@ -492,6 +555,7 @@ class EventSourceFactory:
             timeout=self.timeout,
             reconnect=self.reconnect,
             max_event_size=self.max_event_size,
+            deadline=deadline,
         )
 
 
@@ -526,23 +590,58 @@ def _is_event_stream(content_type: str | None) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
 
 
-def _map_transport_error(
-    exc: BaseException, response: aiohttp.ClientResponse | None
+def _content_type_message(content_type: str | None) -> str:
+    """OkHttp's message, with a hint for the commonest cause: a server ignoring streaming."""
+    message = f"Invalid content-type: {content_type or 'null'}"
+    if content_type and content_type.split(";", 1)[0].strip().lower() == "application/json":
+        message += (
+            " (expected text/event-stream): the server answered with one JSON document, so it"
+            " may not support streaming or may ignore the request's `stream: true`"
+        )
+    return message
+
+
+def _comments_only(data: bytes, previous: int) -> bool:
+    """Whether ``data`` holds nothing but comment lines (``: ping``) and blank lines.
+
+    ``previous`` is the byte before ``data``: a read that continues a line is never counted
+    as a comment, so a slow event split over many reads is data.
+    """
+    if previous not in (10, 13):
+        return False
+    return all(
+        not line or line[0] == 58  # ":"
+        for line in data.replace(b"\r", b"\n").split(b"\n")
+    )
+
+
+def map_transport_error(
+    exc: BaseException,
+    response: aiohttp.ClientResponse | None,
+    secrets: tuple[str, ...] = (),
 ) -> APIConnectionError:
+    """The typed error for an aiohttp/OS failure, with the request's secrets masked."""
+    text = mask_text(str(exc) or type(exc).__name__, secrets)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return APITimeoutError(f"Connect timed out: {exc}", phase="connect", response=response)
+        return APITimeoutError(f"Connect timed out: {text}", phase="connect", response=response)
     if isinstance(exc, asyncio.TimeoutError):
         return APITimeoutError(
-            f"No data within the idle timeout: {exc}", phase="idle", response=response
+            f"No data within the idle timeout: {text}", phase="idle", response=response
         )
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return APIConnectionError(f"Stream broke off: {exc}", response=response)
-    text = str(exc) or type(exc).__name__
+        if text.startswith("The connection broke"):
+            return APIConnectionError(text, response=response)
+        return APIConnectionError(f"The connection broke mid-body: {text}", response=response)
+    if isinstance(exc, RuntimeError):
+        return APIConnectionError(f"The connection broke: {text}", response=response)
     return APIConnectionError(f"Connection error: {text}", response=response)
 
 
-async def _read_error_body(response: aiohttp.ClientResponse) -> Any:
-    """Read a bounded error body, so a misbehaving server cannot hold the failure open."""
+async def read_error_body(response: aiohttp.ClientResponse, timeout: float | None) -> Any:
+    """Read a bounded error body within ``timeout``, so a server cannot hold a failure open.
+
+    What arrived before the limit or the timeout is kept.
+    """
     chunks: list[bytes] = []
 
     async def read() -> None:
@@ -554,8 +653,8 @@ async def _read_error_body(response: aiohttp.ClientResponse) -> Any:
             chunks.append(chunk)
             size += len(chunk)
 
-    with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
-        await asyncio.wait_for(read(), _ERROR_BODY_TIMEOUT)
+    with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError, RuntimeError):
+        await asyncio.wait_for(read(), timeout)
     text = b"".join(chunks)[:_ERROR_BODY_LIMIT].decode("utf-8", "replace")
     if text[:1] in ("{", "["):
         try:

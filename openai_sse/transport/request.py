@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .._redact import mask_headers, mask_url, secrets_of
+
 __all__ = ["Request"]
-
-
-_SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
 
 
 @dataclass(frozen=True, repr=False)
@@ -40,10 +39,17 @@ class Request:
 
     def __repr__(self) -> str:
         # Credentials never reach logs or tracebacks through a repr.
-        headers = {
-            k: "<redacted>" if k.lower() in _SECRET_HEADERS else v for k, v in self.headers.items()
-        }
-        return f"Request({self.method} {self.url}, headers={headers!r})"
+        headers = mask_headers(self.headers)
+        return f"Request({self.method} {mask_url(self.url)}, headers={headers!r})"
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with userinfo and key-like query values masked, for messages and logs."""
+        return mask_url(self.url)
+
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials this request carries (headers, userinfo, key-like query values)."""
+        return secrets_of(self.url, self.headers)
 
     def header(self, name: str) -> str | None:
         """Case-insensitive header lookup, as HTTP wants."""

@@ -324,7 +324,9 @@ async def test_keepalive_comments_do_not_defeat_first_event_timeout(
         return response
 
     async with LocalServer({"/": handler}) as server:
-        rec, _ = await run(session, server.url("/"), timeout=Timeout(first_event=0.3, idle=0.2))
+        # Comments counted as traffic (the option), so only first_event can end it.
+        timeout = Timeout(first_event=0.3, idle=0.2, idle_counts_comments=True)
+        rec, _ = await run(session, server.url("/"), timeout=timeout)
     assert rec.calls == [("open", 200), ("failure", "APITimeoutError")]
     assert isinstance(rec.error, APITimeoutError) and rec.error.phase == "first_event"
 
