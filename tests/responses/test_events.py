@@ -1,0 +1,187 @@
+"""Typed events and the final object: every recorded payload, unknown kinds, bad input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+from openai._models import construct_type
+from openai.types.responses import ResponseStreamEvent as OfficialEvent
+
+from openai_sse import ProtocolError
+from openai_sse.responses import events as ev
+from openai_sse.responses.events import GenericEvent, decode_event
+from openai_sse.responses.models import (
+    AnnotationURLCitation,
+    GenericItem,
+    GenericPart,
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+    ResponseReasoningItem,
+    decode_response,
+)
+
+from .recordings import SHARED, body, matches, names, payloads
+
+ALL = [(name, i, data) for name in names() for i, data in enumerate(payloads(name))]
+
+
+def test_seven_recordings_are_vendored_byte_for_byte() -> None:
+    assert len(names()) == 7
+    if SHARED.is_dir():
+        for name in names():
+            assert body(name) == (SHARED / name).read_bytes()
+
+
+def test_recorded_payloads_decode_to_typed_events_like_the_official_package() -> None:
+    for _, _, data in ALL:
+        _check_against_official(data)
+
+
+def _check_against_official(data: str) -> None:
+    payload = json.loads(data)
+    event = decode_event(data)
+    assert not isinstance(event, GenericEvent)
+    assert event.type == payload["type"]
+    assert event.sequence_number == payload.get("sequence_number")
+    official: Any = construct_type(type_=OfficialEvent, value=payload)  # type: ignore[arg-type]
+    assert type(event).__name__ == type(official).__name__
+    for field in type(official).model_fields:
+        mine = getattr(event, field, None)
+        theirs = getattr(official, field, None)
+        if isinstance(theirs, (str, int)) and not isinstance(theirs, bool):
+            assert mine == theirs, field
+    if "response" in payload:
+        response = event.response  # type: ignore[union-attr]
+        assert response.id == official.response.id
+        assert response.status == official.response.status
+        assert response.output_text == official.response.output_text
+        assert matches(msgspec.to_builtins(response.output), payload["response"]["output"])
+
+
+def test_older_format_without_sequence_number_decodes() -> None:
+    data = payloads("01_openai_text_emoji_no_sequence_number.sse")[6]
+    event = decode_event(data)
+    assert isinstance(event, ev.ResponseTextDeltaEvent)
+    assert event.sequence_number is None
+    assert event.delta == " 🌍"
+    assert (event.output_index, event.content_index) == (0, 0)
+
+
+def test_unknown_event_type_is_a_generic_event_with_its_payload() -> None:
+    data = '{"type":"response.hologram.delta","sequence_number":7,"beam":{"x":1}}'
+    event = decode_event(data)
+    assert isinstance(event, GenericEvent)
+    assert event.type == "response.hologram.delta"
+    assert event.sequence_number == 7
+    assert event.data["beam"] == {"x": 1}
+    assert event.to_dict() == json.loads(data)
+
+
+def test_unknown_item_and_part_kinds_become_generic_and_keep_their_payload() -> None:
+    event = decode_event(
+        '{"type":"response.output_item.added","output_index":3,'
+        '"item":{"type":"tool_search_call","id":"ts_1","status":"in_progress","q":"x"}}'
+    )
+    assert isinstance(event, ev.ResponseOutputItemAddedEvent)
+    item = event.item
+    assert isinstance(item, GenericItem)
+    assert (item.type, item.id, item.status) == ("tool_search_call", "ts_1", "in_progress")
+    assert item.raw["q"] == "x"
+    done = decode_event(
+        '{"type":"response.output_item.done","output_index":0,"item":{"type":"message",'
+        '"id":"m","role":"assistant","content":[{"type":"output_text","text":"a",'
+        '"annotations":[{"type":"page_ref","page":2}]},{"type":"output_audio","data":"AA"}]}}'
+    )
+    assert isinstance(done, ev.ResponseOutputItemDoneEvent)
+    assert isinstance(done.item, ResponseOutputMessage)
+    text, audio = done.item.content
+    assert isinstance(text, ResponseOutputText)
+    assert text.annotations[0].type == "page_ref"
+    assert isinstance(audio, GenericPart)
+    assert audio.type == "output_audio"
+
+
+def test_nulls_and_missing_fields_are_tolerated() -> None:
+    event = decode_event(
+        '{"type":"response.output_text.delta","item_id":null,"output_index":null,'
+        '"content_index":0,"delta":"hi","logprobs":null}'
+    )
+    assert isinstance(event, ev.ResponseTextDeltaEvent)
+    assert (event.item_id, event.output_index, event.delta, event.logprobs) == ("", 0, "hi", [])
+    call = decode_event(
+        '{"type":"response.output_item.added","output_index":0,'
+        '"item":{"type":"function_call","name":"f","arguments":null,"call_id":null}}'
+    )
+    assert isinstance(call, ev.ResponseOutputItemAddedEvent)
+    assert isinstance(call.item, ResponseFunctionToolCall)
+    assert (call.item.arguments, call.item.call_id) == ("", "")
+    bare = decode_event('{"type":"response.completed"}')
+    assert isinstance(bare, ev.ResponseCompletedEvent)
+    assert bare.response.output == []
+
+
+def test_provider_extras_stay_reachable() -> None:
+    data = payloads("02_openai_function_call_single.sse")[-1]
+    event = decode_event(data)
+    assert isinstance(event, ev.ResponseCompletedEvent)
+    assert event.to_dict()["response"]["prompt_cache_retention"] == "24h"
+    response = decode_response(json.dumps(json.loads(data)["response"]))
+    assert response.model_extra["prompt_cache_retention"] == "24h"
+    assert "id" not in response.model_extra
+    delta = decode_event(payloads("02_openai_function_call_single.sse")[3])
+    assert isinstance(delta, ev.ResponseFunctionCallArgumentsDeltaEvent)
+    assert delta.obfuscation
+
+
+def test_error_event_in_both_shapes() -> None:
+    nested = decode_event(payloads("11_openai_error_event_then_response_failed.sse")[2])
+    assert isinstance(nested, ev.ResponseErrorEvent)
+    assert nested.error["code"] == "insufficient_quota"
+    flat = decode_event('{"type":"error","code":"server_error","message":"boom","param":null}')
+    assert isinstance(flat, ev.ResponseErrorEvent)
+    assert (flat.code, flat.message) == ("server_error", "boom")
+
+
+def test_typed_items_of_the_recordings() -> None:
+    final = json.loads(payloads("04_openai_reasoning_summary_deltas.sse")[-1])["response"]
+    response = decode_response(json.dumps(final).encode())
+    reasoning, message = response.output
+    assert isinstance(reasoning, ResponseReasoningItem)
+    assert len(reasoning.summary) == 3
+    assert reasoning.summary[0].text.startswith("**Exploring prime numbers**")
+    assert isinstance(message, ResponseOutputMessage)
+    assert response.output_text == "3"
+    web = json.loads(payloads("05_openai_web_search_annotations.sse")[-1])["response"]
+    response = decode_response(json.dumps(web))
+    assert [item.type for item in response.output] == [
+        "web_search_call",
+        "web_search_call",
+        "message",
+    ]
+    first = response.output[0]
+    assert first.action is not None and first.action.query  # type: ignore[union-attr]
+    part = response.output[2].content[0]  # type: ignore[union-attr]
+    assert isinstance(part.annotations[0], AnnotationURLCitation)
+    assert part.annotations[0].url.startswith("https://www.britannica.com/")
+    usage = response.usage
+    assert usage is not None and usage.total_tokens == usage.input_tokens + usage.output_tokens
+
+
+@pytest.mark.parametrize(
+    "data", ["not json", "[1, 2]", '"text"', '{"type": "response.completed", "response": 5}']
+)
+def test_malformed_payloads_raise_protocol_error(data: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode_event(data)
+    assert "response event" in str(info.value)
+
+
+def test_malformed_response_body_raises_protocol_error() -> None:
+    with pytest.raises(ProtocolError):
+        decode_response(b"<html>")
+    with pytest.raises(ProtocolError):
+        decode_response(b'{"output": 3}')
