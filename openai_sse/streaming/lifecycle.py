@@ -39,7 +39,7 @@ from .metrics import StreamMetrics
 if TYPE_CHECKING:
     import aiohttp
 
-    from ..transport import EventSource
+    from ..transport import EventSource, Request
 
 __all__ = ["DRAIN_TIMEOUT", "END", "Accumulator", "BaseStream", "Connect", "RetryDelay"]
 
@@ -144,6 +144,11 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
     def response(self) -> aiohttp.ClientResponse | None:
         """The HTTP response, once its headers arrived."""
         return self._response
+
+    @property
+    def request(self) -> Request:
+        """The HTTP request this stream sends (URL, headers, JSON body), e.g. for tracing."""
+        return self._source.request
 
     @property
     def done(self) -> bool:
