@@ -1,0 +1,55 @@
+"""Reading the relay's event streams in tests, through the SDK's own decoder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from openai_sse import ServerSentEvent, SSEDecoder
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello there"}]}
+
+
+async def events(response: aiohttp.ClientResponse) -> AsyncIterator[ServerSentEvent]:
+    """Events as they arrive (comments and retry-only blocks are not events)."""
+    decoder = SSEDecoder()
+    async for data in response.content.iter_any():
+        for event in decoder.feed(data):
+            yield event
+    for event in decoder.end():
+        yield event
+
+
+async def collect(response: aiohttp.ClientResponse) -> list[ServerSentEvent]:
+    return [event async for event in events(response)]
+
+
+def content(chunks: list[ServerSentEvent]) -> str:
+    """The answer text carried by the chunk events."""
+    text = []
+    for event in chunks:
+        if event.type is None:
+            for choice in json.loads(event.data).get("choices", []):
+                text.append((choice.get("delta") or {}).get("content") or "")
+    return "".join(text)
+
+
+def final(events_: list[ServerSentEvent]) -> tuple[str, Any]:
+    """The terminal event's type and payload; it must be the last event."""
+    last = events_[-1]
+    assert last.type in ("done", "error"), last
+    assert all(e.type is None for e in events_[:-1])
+    return last.type, json.loads(last.data)
+
+
+async def start(
+    session: aiohttp.ClientSession, base: str, body: dict[str, Any] | None = None, **kw: Any
+) -> str:
+    async with session.post(base + "/v1/streams", json=body or CHAT, **kw) as reply:
+        assert reply.status == 201, await reply.text()
+        payload = await reply.json()
+    stream_id: str = payload["id"]
+    return stream_id

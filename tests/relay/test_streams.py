@@ -1,0 +1,252 @@
+"""Resumable streams on one relay with the memory store, against the real embedded upstream."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import aiohttp
+import pytest
+
+from openai_sse import Timeout
+from openai_sse.relay import Relay
+from openai_sse.testing import Fault, MockServer, Reply
+
+from .conftest import UPSTREAM_KEY
+from .helpers import CHAT, collect, content, events, final, start
+
+LONG = " ".join(f"word{i}" for i in range(60))
+
+
+@pytest.fixture
+async def relay(upstream: MockServer) -> Relay:
+    async with Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY, keepalive=5) as relay:
+        yield relay
+
+
+async def test_stream_delivers_every_chunk_with_ids_then_done(
+    relay: Relay, upstream: MockServer, http: aiohttp.ClientSession
+) -> None:
+    stream_id = await start(http, relay.url)
+    headers = {"Accept-Encoding": "gzip, deflate, br"}
+    async with http.get(f"{relay.url}/v1/streams/{stream_id}", headers=headers) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        assert response.headers["X-Accel-Buffering"] == "no"
+        assert "Content-Encoding" not in response.headers
+        got = await collect(response)
+    kind, completion = final(got)
+    assert kind == "done"
+    text = completion["choices"][0]["message"]["content"]
+    assert text and content(got) == text
+    ids = [int(e.id) for e in got if e.id]
+    assert len(ids) == len(got) and ids == sorted(set(ids))
+    # the upstream got the relay's key; nothing a browser sent
+    assert upstream.requests[-1].headers["Authorization"] == f"Bearer {UPSTREAM_KEY}"
+
+
+@pytest.mark.parametrize("via", ["header", "query"])
+async def test_resume_after_last_event_id_has_no_gap_and_no_duplicate(
+    relay: Relay, upstream: MockServer, http: aiohttp.ClientSession, via: str
+) -> None:
+    upstream.enqueue(Reply(text=LONG))
+    stream_id = await start(http, relay.url)
+    url = f"{relay.url}/v1/streams/{stream_id}"
+    first = []
+    async with http.get(url) as response:
+        async for event in events(response):
+            first.append(event)
+            if len(first) == 5:
+                break  # the browser goes away mid-answer
+    last = first[-1].id
+    assert last is not None
+    if via == "header":
+        request = http.get(url, headers={"Last-Event-ID": last})
+    else:
+        request = http.get(url, params={"last_event_id": last})
+    async with request as response:
+        rest = await collect(response)
+    kind, completion = final(rest)
+    assert kind == "done"
+    assert content(first) + content(rest) == LONG == completion["choices"][0]["message"]["content"]
+    assert int(rest[0].id) == int(last) + 1
+
+
+async def test_bad_requests_get_openai_shaped_errors(
+    relay: Relay, http: aiohttp.ClientSession
+) -> None:
+    cases = [
+        (http.post(relay.url + "/v1/streams", data=b"{not json"), 400, "invalid_json", None),
+        (http.post(relay.url + "/v1/streams", json=[1, 2]), 400, "invalid_json", None),
+        (http.post(relay.url + "/v1/streams", json={"model": "m"}), 400, None, "messages"),
+        (http.post(relay.url + "/v1/streams", json={**CHAT, "api": "nope"}), 400, None, "api"),
+        (http.post(relay.url + "/v1/chat/completions", data=b"]"), 400, "invalid_json", None),
+        (http.get(relay.url + "/v1/streams/strm_unknown"), 404, "stream_not_found", None),
+        (http.delete(relay.url + "/v1/streams/strm_unknown"), 404, "stream_not_found", None),
+    ]
+    for request, status, code, param in cases:
+        async with request as reply:
+            assert reply.status == status
+            error = (await reply.json())["error"]
+            assert error["message"] and error["type"]
+            if code:
+                assert error["code"] == code
+            if param:
+                assert error["param"] == param
+    stream_id = await start(http, relay.url)
+    url = f"{relay.url}/v1/streams/{stream_id}"
+    async with http.get(url, headers={"Last-Event-ID": "not-an-id"}) as reply:
+        assert reply.status == 400
+        assert (await reply.json())["error"]["param"] == "last_event_id"
+
+
+async def test_delete_ends_followers_and_cancels_the_upstream(
+    relay: Relay, upstream: MockServer, http: aiohttp.ClientSession
+) -> None:
+    upstream.enqueue(Reply(text=LONG, fault=Fault.stall_after(3)))
+    stream_id = await start(http, relay.url)
+    url = f"{relay.url}/v1/streams/{stream_id}"
+    async with http.get(url) as response:
+        seen = []
+        async for event in events(response):
+            seen.append(event)
+            if len(seen) == 3:
+                async with http.delete(url) as reply:
+                    assert reply.status == 200
+                    assert (await reply.json())["stopped"] is True
+    kind, error = final(seen)
+    assert kind == "error" and error["type"] == "cancelled"
+    await upstream.wait_disconnect(timeout=2)
+    assert not relay.generations
+    # a late follower sees the same end; a second stop changes nothing
+    async with http.get(url) as response:
+        assert final(await collect(response)) == ("error", error)
+
+
+async def test_nobody_listening_for_the_grace_time_stops_the_generation(
+    upstream: MockServer, http: aiohttp.ClientSession
+) -> None:
+    upstream.enqueue(Reply(text=LONG, fault=Fault.stall_after(2)))
+    async with Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY, grace=0.3) as relay:
+        stream_id = await start(http, relay.url)
+        await upstream.wait_disconnect(timeout=3)
+        async with http.get(f"{relay.url}/v1/streams/{stream_id}") as response:
+            got = await collect(response)
+    kind, error = final(got)
+    assert kind == "error" and error["type"] == "cancelled"
+    assert "nobody listened" in error["message"]
+    partial = content(got)
+    assert partial and LONG.startswith(partial) and partial != LONG
+
+
+async def test_a_listener_keeps_the_generation_alive_past_the_grace_time(
+    upstream: MockServer, http: aiohttp.ClientSession
+) -> None:
+    upstream.enqueue(Reply(text=LONG))
+    upstream.delay = 0.01  # over a second of answer: several grace periods
+    async with Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY, grace=0.3) as relay:
+        stream_id = await start(http, relay.url)
+        async with http.get(f"{relay.url}/v1/streams/{stream_id}") as response:
+            got = await collect(response)
+    assert final(got)[0] == "done"
+    assert content(got) == LONG
+
+
+async def test_idle_streams_get_keepalive_comments(
+    upstream: MockServer, http: aiohttp.ClientSession
+) -> None:
+    upstream.enqueue(Reply(text=LONG, fault=Fault.stall_after(1, 0.5)))
+    async with Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY, keepalive=0.1) as relay:
+        stream_id = await start(http, relay.url)
+        async with http.get(f"{relay.url}/v1/streams/{stream_id}") as response:
+            raw = await response.read()
+    assert raw.count(b"\n:\n\n") >= 2  # comments while the upstream was silent
+    assert b"event: done" in raw
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (
+            Fault.status(400, "bad things", code="bad_code", param="messages"),
+            {
+                "type": "invalid_request_error",
+                "error": "BadRequestError",
+                "status_code": 400,
+                "code": "bad_code",
+                "param": "messages",
+            },
+        ),
+        (
+            Fault.error_after(2, "overloaded", type="server_error", code="busy"),
+            {
+                "type": "server_error",
+                "error": "StreamError",
+                "code": "busy",
+                "message": "overloaded",
+            },
+        ),
+        (Fault.stall_after(2), {"type": "timeout", "error": "APITimeoutError", "code": "idle"}),
+    ],
+    ids=["status", "in-band", "timeout"],
+)
+async def test_upstream_failures_become_typed_error_events(
+    upstream: MockServer, http: aiohttp.ClientSession, fault: Fault, expected: dict[str, object]
+) -> None:
+    upstream.enqueue(Reply(text=LONG, fault=fault))
+    timeout = Timeout(connect=2, first_event=2, idle=0.3)
+    async with Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY, timeout=timeout) as relay:
+        stream_id = await start(http, relay.url)
+        async with http.get(f"{relay.url}/v1/streams/{stream_id}") as response:
+            got = await collect(response)
+    kind, error = final(got)
+    assert kind == "error"
+    assert {k: error[k] for k in expected} == expected
+    if fault.action is not None:
+        partial = content(got)  # what came before the failure is kept
+        assert partial and LONG.startswith(partial) and partial != LONG
+
+
+async def test_token_guards_the_api_and_secrets_never_leak(
+    upstream: MockServer, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = "relay-token-abcdefghijkl"
+    wrong_key = "sk-wrong-upstream-key-zyxwvut"
+    async with Relay(upstream=upstream.base_url, api_key=wrong_key, token=token) as relay:
+        async with http.get(relay.url + "/") as page:
+            assert page.status == 200 and "EventSource" in await page.text()
+        async with http.post(relay.url + "/v1/streams", json=CHAT) as reply:
+            assert reply.status == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        stream_id = await start(http, relay.url, headers=auth)
+        url = f"{relay.url}/v1/streams/{stream_id}"
+        async with http.get(url) as reply:
+            assert reply.status == 401
+        async with http.get(url, params={"access_token": token}) as response:
+            got = await collect(response)
+        async with http.post(relay.url + "/v1/chat/completions", json=CHAT, headers=auth) as r:
+            passthrough = await r.text()
+            assert r.status == 401
+    kind, error = final(got)
+    assert kind == "error" and error["status_code"] == 401
+    assert upstream.requests[-1].headers["Authorization"] == f"Bearer {wrong_key}"
+    seen = json.dumps(error) + passthrough + caplog.text
+    for secret in (token, wrong_key, wrong_key[-4:]):
+        assert secret not in json.dumps(error)
+    assert token not in seen and wrong_key not in seen
+
+
+async def test_shutdown_stops_running_generations(
+    upstream: MockServer, http: aiohttp.ClientSession
+) -> None:
+    upstream.enqueue(Reply(text=LONG, fault=Fault.stall_after(1)))
+    relay = await Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY).start()
+    try:
+        stream_id = await start(http, relay.url)
+        async with http.get(f"{relay.url}/v1/streams/{stream_id}") as response:
+            async for _ in events(response):
+                break  # the generation is streaming
+    finally:
+        await relay.close()
+    await upstream.wait_disconnect(timeout=2)
