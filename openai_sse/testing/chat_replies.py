@@ -12,10 +12,11 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ..sse.encoder import encode_comment, encode_event
 from .defaults import default_text, default_tool_calls, last_user_text, message_text
+from .delivery import Block
 from .faults import Fault, error_body
 from .script import Dialect, Reply
 from .tokens import as_tokens, fragments, random_id, tokenize
@@ -285,9 +286,6 @@ def _accumulate(plan: _ChoicePlan, rfield: str) -> None:
     plan.refusal = "".join(refusal) if refusal is not None else None
     plan.reasoning = "".join(reasoning)
     plan.tool_calls = [calls[i] for i in sorted(calls)]
-
-
-Block = tuple[Literal["chunk", "comment", "done"], bytes]
 
 
 def _encode(obj: Any) -> bytes:

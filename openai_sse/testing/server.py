@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -22,9 +22,13 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .chat_replies import Block, Plan, plan_reply, render_completion, render_stream, special_chunk
+from .chat_replies import Plan, plan_reply, render_completion, render_stream, special_chunk
+from .delivery import Block, Clock, Rendered, deliver, with_fault
 from .faults import Fault, error_body
+from .responses_replies import apply_fault, encode_events, plan_response, render_events
 from .script import Raw, Reply, ScriptItem, load_script
+from .stored import ResponseStore, StoredResponse
+from .validation import BadRequest, check_chat, check_responses, parse_body
 
 __all__ = ["DEFAULT_DELAY", "DEFAULT_MODELS", "MockServer", "RecordedRequest"]
 
@@ -32,6 +36,9 @@ DEFAULT_DELAY = 0.03
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "deepseek-chat", "deepseek-reasoner")
 _SSE_TYPE = "text/event-stream; charset=utf-8"
 _JSON_TYPE = "application/json"
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_NO_FAULT = Fault()
+_CACHED_RENDERINGS = 256
 
 
 @dataclass(frozen=True)
@@ -48,12 +55,13 @@ class RecordedRequest:
 
 
 class MockServer:
-    """OpenAI-compatible chat completions on ``127.0.0.1``, with scripts and faults.
+    """OpenAI-compatible chat completions and Responses on ``127.0.0.1``, scripted, faulty.
 
-    Each chat request takes the next queued item (:class:`Reply`, :class:`Raw` or a bare
-    :class:`Fault` applied to the default reply); with the queue empty it answers with the
-    deterministic default reply. ``delay`` paces every chunk (seconds per token) so streams
-    feel live; tests use 0.
+    Each chat or responses request takes the next queued item (:class:`Reply`, :class:`Raw`
+    or a bare :class:`Fault` applied to the default reply); with the queue empty it answers
+    with the deterministic default reply. ``delay`` paces every chunk (seconds per token) so
+    streams feel live; tests use 0. Every client mistake is a 400 with OpenAI's error body;
+    ``header_timeout`` bounds how long a client may take to send a request (headers, body).
     """
 
     def __init__(
@@ -66,10 +74,12 @@ class MockServer:
         models: Sequence[str] = DEFAULT_MODELS,
         script: Sequence[ScriptItem] = (),
         access_log: logging.Logger | None = None,
+        header_timeout: float = 15.0,
     ) -> None:
         self.api_key = api_key
         self.access_log = access_log  # one line per request at INFO when set
         self.delay = delay
+        self.header_timeout = header_timeout
         self.host = host
         self.models = tuple(models)
         self.requests: list[RecordedRequest] = []
@@ -81,6 +91,11 @@ class MockServer:
         self._closing = False
         self._handlers: set[asyncio.Task[Any]] = set()
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._clock = Clock()
+        self._renderings: collections.OrderedDict[tuple[str, bytes], Rendered] = (
+            collections.OrderedDict()
+        )
+        self._responses_store = ResponseStore()
 
     @classmethod
     def from_script(cls, path: str | Path, **kwargs: Any) -> MockServer:
@@ -109,7 +124,10 @@ class MockServer:
         if self._runner is not None:
             return self
         app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/chat/completions", self._tracked(self._chat))
+        app.router.add_post("/v1/responses", self._tracked(self._responses))
+        app.router.add_get("/v1/responses/{response_id}", self._tracked(self._get_response))
+        app.router.add_delete("/v1/responses/{response_id}", self._delete_response)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/models/{model}", self._model)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
@@ -121,6 +139,9 @@ class MockServer:
             handler_cancellation=True,
             access_log=self.access_log,
             access_log_format='%a "%r" %s %b %Tfs',
+            # Also the deadline for a request's headers: a client that trickles them in (or
+            # never sends a request) is cut off after this long.
+            keepalive_timeout=self.header_timeout,
             shutdown_timeout=1.0,
         )
         await runner.setup()
@@ -163,7 +184,7 @@ class MockServer:
     # -- scripting -------------------------------------------------------------------------
 
     def enqueue(self, *items: ScriptItem) -> None:
-        """Queue what the next chat requests get, one item per request, in order."""
+        """Queue what the next requests get (chat or responses), one item each, in order."""
         for item in items:
             if not isinstance(item, (Reply, Raw, Fault)):
                 raise TypeError(f"expected Reply, Raw or Fault, not {type(item).__name__}")
@@ -178,6 +199,7 @@ class MockServer:
         """Forget queued items and recorded requests, and reset the counters."""
         self._queue.clear()
         self.requests.clear()
+        self._responses_store.clear()
         self.disconnects = 0
 
     # -- observation -----------------------------------------------------------------------
@@ -219,7 +241,7 @@ class MockServer:
         self.disconnects += 1
         self._notify()
 
-    # -- handlers --------------------------------------------------------------------------
+    # -- plumbing --------------------------------------------------------------------------
 
     def _headers(
         self, content_type: str, extra: Mapping[str, str] | None = None
@@ -241,12 +263,14 @@ class MockServer:
         )
 
     async def _record(self, request: web.Request) -> RecordedRequest:
-        raw = await request.read() if request.can_read_body else b""
+        raw = b""
+        if request.can_read_body:
+            raw = await asyncio.wait_for(request.read(), self.header_timeout)
         parsed: Any = None
         if raw:
             try:
                 parsed = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed = None
         recorded = RecordedRequest(
             method=request.method,
@@ -284,6 +308,73 @@ class MockServer:
         )
         return self._json(401, error_body(message, code="invalid_api_key"))
 
+    def _tracked(
+        self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """A handler whose cancellation by a client leaving counts as a disconnect."""
+
+        async def run(request: web.Request) -> web.StreamResponse:
+            task = asyncio.current_task()
+            if task is not None:
+                self._handlers.add(task)
+            try:
+                return await handler(request)
+            except (asyncio.CancelledError, ConnectionResetError):
+                if not self._closing:
+                    self._note_disconnect()
+                raise
+            except TimeoutError:
+                message = "The request body was not received in time."
+                return self._json(408, error_body(message, code="timeout"))
+            finally:
+                if task is not None:
+                    self._handlers.discard(task)
+
+        return run
+
+    async def _accept(
+        self, request: web.Request, check: Callable[[dict[str, Any]], None]
+    ) -> tuple[dict[str, Any], ScriptItem | None, Fault] | web.StreamResponse:
+        """Read, authorise and check a request, then take its script item and fault.
+
+        Returns the error response instead when the request is refused (or a status fault
+        answers it).
+        """
+        recorded = await self._record(request)
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        try:
+            body = parse_body(recorded.body)
+            check(body)
+        except BadRequest as exc:
+            return self._json(400, exc.body())
+        item = self._queue.popleft() if self._queue else None
+        if isinstance(item, Fault):
+            fault: Fault | None = item
+            item = None
+        else:
+            fault = item.fault if item is not None else None
+        fault = fault or Fault()
+        if fault.headers_delay > 0:
+            await asyncio.sleep(fault.headers_delay)
+        if fault.status_code is not None:
+            return self._json(fault.status_code, fault.error, fault.headers)
+        return body, item, fault
+
+    def _cached(self, key: tuple[str, bytes], render: Callable[[], Rendered]) -> Rendered:
+        """A default reply's rendering, kept so a repeated request re-sends encoded bytes."""
+        rendered = self._renderings.get(key)
+        if rendered is None:
+            rendered = self._renderings[key] = render()
+            if len(self._renderings) > _CACHED_RENDERINGS:
+                self._renderings.popitem(last=False)
+        else:
+            self._renderings.move_to_end(key)
+        return rendered
+
+    # -- plain endpoints -------------------------------------------------------------------
+
     async def _not_found(self, request: web.Request) -> web.Response:
         await self._record(request)
         message = f"Invalid URL ({request.method} {request.path})"
@@ -312,63 +403,26 @@ class MockServer:
     def _model_object(name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": 1715367049, "owned_by": "openai-sse"}
 
+    # -- chat completions ------------------------------------------------------------------
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        task = asyncio.current_task()
-        if task is not None:
-            self._handlers.add(task)
-        try:
-            return await self._chat_inner(request)
-        except (asyncio.CancelledError, ConnectionResetError):
-            if not self._closing:
-                self._note_disconnect()
-            raise
-        finally:
-            if task is not None:
-                self._handlers.discard(task)
-
-    async def _chat_inner(self, request: web.Request) -> web.StreamResponse:
-        recorded = await self._record(request)
-        denied = self._auth_error(request)
-        if denied is not None:
-            return denied
-        body = recorded.json
-        if not isinstance(body, dict):
-            message = (
-                "We could not parse the JSON body of your request. (HINT: This likely means you "
-                "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
-                "but what was sent was not valid JSON."
-            )
-            return self._json(400, error_body(message))
-        if not body.get("model"):
-            return self._json(400, error_body("you must provide a model parameter"))
-        if not isinstance(body.get("messages"), list):
-            return self._json(
-                400,
-                error_body(
-                    "Missing required parameter: 'messages'.",
-                    code="missing_required_parameter",
-                    param="messages",
-                ),
-            )
-
-        item = self._queue.popleft() if self._queue else None
-        if isinstance(item, Fault):
-            fault: Fault | None = item
-            item = None
-        else:
-            fault = item.fault if item is not None else None
-        fault = fault or Fault()
-
-        if fault.headers_delay > 0:
-            await asyncio.sleep(fault.headers_delay)
-        if fault.status_code is not None:
-            return self._json(fault.status_code, fault.error, fault.headers)
-
+        accepted = await self._accept(request, check_chat)
+        if not isinstance(accepted, tuple):
+            return accepted
+        body, item, fault = accepted
         if isinstance(item, Raw):
             return await self._send_raw(request, item, fault)
+        assert not isinstance(item, Fault)
+        streamed = body.get("stream") is True
+        if streamed and item is None and fault == _NO_FAULT:
+            raw_body = self.requests[-1].body
+            rendered = self._cached(
+                ("chat", raw_body), lambda: _render_chat(plan_reply(None, body))
+            )
+            return await self._stream(request, rendered, fault, substitutions=rendered.fresh_ids())
         plan = plan_reply(item, body)
-        if body.get("stream") is True:
-            return await self._send_stream(request, plan, fault)
+        if streamed:
+            return await self._send_chat_stream(request, plan, fault)
         return await self._send_completion(request, plan, fault)
 
     async def _send_completion(
@@ -386,67 +440,188 @@ class MockServer:
             headers=self._headers(content_type, fault.headers),
         )
 
-    async def _send_stream(
+    async def _send_chat_stream(
         self, request: web.Request, plan: Plan, fault: Fault
     ) -> web.StreamResponse:
-        blocks = render_stream(plan)
         content_type = fault.content_type
         if content_type is not None and fault.body is None and "json" in content_type:
             payload = json.dumps(render_completion(plan), ensure_ascii=False).encode()
             return web.Response(body=payload, headers=self._headers(content_type, fault.headers))
         if fault.body is not None:
-            blocks = [("chunk", fault.body)]
-
-        return await self._stream_blocks(
-            request, blocks, plan, fault, 200, content_type or _SSE_TYPE
+            blocks: list[Block] = [("chunk", fault.body)]
+        else:
+            blocks = with_fault(render_stream(plan), fault, special_chunk(plan, fault))
+        return await self._stream(
+            request, Rendered.build(blocks), fault, content_type=content_type or _SSE_TYPE
         )
 
     async def _send_raw(self, request: web.Request, raw: Raw, fault: Fault) -> web.StreamResponse:
         blocks: list[Block] = [
             ("done" if b.strip() == b"data: [DONE]" else "chunk", b) for b in raw.blocks
         ]
-        extra = {**raw.headers, **fault.headers}
-        content_type = fault.content_type or raw.content_type
-        return await self._stream_blocks(
-            request, blocks, None, fault, raw.status, content_type, extra
+        if fault.action in ("malformed", "error", "oversized"):
+            plan = plan_reply(Reply(text=""), {"model": "raw", "messages": []})
+            blocks = with_fault(blocks, fault, special_chunk(plan, fault))
+        else:
+            blocks = with_fault(blocks, fault, b"")
+        return await self._stream(
+            request,
+            Rendered.build(blocks),
+            fault,
+            status=raw.status,
+            content_type=fault.content_type or raw.content_type,
+            extra=raw.headers,
         )
 
-    async def _stream_blocks(
+    # -- responses -------------------------------------------------------------------------
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        accepted = await self._accept(request, check_responses)
+        if not isinstance(accepted, tuple):
+            return accepted
+        body, item, fault = accepted
+        if isinstance(item, Raw):
+            return await self._send_raw(request, item, fault)
+        assert not isinstance(item, Fault)
+        plan = plan_response(item, body)
+        events = apply_fault(plan, render_events(plan), fault)
+        terminal = events[-1]["type"] in _TERMINAL
+        blocks: list[Block] = [
+            ("done" if terminal and i == len(events) - 1 else "chunk", data)
+            for i, data in enumerate(encode_events(events))
+        ]
+        ids = [plan.id, *(i.id for i in plan.items), *(i.call_id for i in plan.items if i.call)]
+        rendered = Rendered.build(blocks, ids)
+        loop = asyncio.get_running_loop()
+        stored = StoredResponse(
+            plan.id, events, rendered, loop.time(), self.delay, bool(body.get("background"))
+        )
+        if body.get("store", True) is not False:
+            self._responses_store.add(stored)
+        if body.get("stream") is True:
+            return await self._stream(request, rendered, fault, origin=stored.origin)
+        if fault.action == "drop":
+            _abort(request)
+            return web.Response()
+        if fault.action == "stall":
+            await self._stall(fault.seconds)
+        if stored.background:
+            return self._json(200, events[0]["response"])
+        final = events[-1].get("response")
+        if events[-1]["type"] == "response.failed" or not isinstance(final, dict):
+            error = next((e["error"] for e in events if e["type"] == "error"), None)
+            return self._json(500, {"error": error or error_body("error", "server_error")["error"]})
+        return self._json(200, final)
+
+    def _stored(self, request: web.Request) -> StoredResponse | web.Response:
+        response_id = request.match_info["response_id"]
+        stored = self._responses_store.get(response_id)
+        if stored is None:
+            message = f"Response with id '{response_id}' not found."
+            return self._json(404, error_body(message, param="response_id"))
+        return stored
+
+    async def _get_response(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request)
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        stored = self._stored(request)
+        if not isinstance(stored, StoredResponse):
+            return stored
+        if request.query.get("stream", "").lower() != "true":
+            return self._json(200, stored.snapshot(asyncio.get_running_loop().time()))
+        if not stored.background:
+            message = (
+                "This response cannot be streamed because it was not created with background=true."
+            )
+            return self._json(400, error_body(message, param="stream"))
+        after = request.query.get("starting_after", "-1")
+        if not after.lstrip("-").isdigit():
+            message = f"Invalid 'starting_after': {after!r} is not an integer."
+            return self._json(400, error_body(message, param="starting_after", code="invalid_type"))
+        start = max(int(after) + 1, 0)
+        return await self._stream(
+            request,
+            stored.rendered,
+            _NO_FAULT,
+            start=start,
+            origin=stored.origin,
+            delay=stored.delay,
+        )
+
+    async def _delete_response(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request)
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        stored = self._stored(request)
+        if not isinstance(stored, StoredResponse):
+            return stored
+        self._responses_store.pop(stored.id)
+        return self._json(200, {"id": stored.id, "object": "response", "deleted": True})
+
+    # -- writing streams -------------------------------------------------------------------
+
+    async def _stream(
         self,
         request: web.Request,
-        blocks: Sequence[Block],
-        plan: Plan | None,
+        rendered: Rendered,
         fault: Fault,
-        status: int,
-        content_type: str,
+        *,
+        status: int = 200,
+        content_type: str = _SSE_TYPE,
         extra: Mapping[str, str] | None = None,
+        start: int = 0,
+        origin: float | None = None,
+        delay: float | None = None,
+        substitutions: Sequence[tuple[bytes, bytes]] = (),
     ) -> web.StreamResponse:
+        """Send a rendered stream, paced on the shared clock, with the fault's drop or stall.
+
+        ``origin`` is when the stream began (a stored response began before this request);
+        a stall on a stream of its own shifts the rest of its schedule.
+        """
         response = web.StreamResponse(
             status=status, headers=self._headers(content_type, {**fault.headers, **(extra or {})})
         )
         await response.prepare(request)
         self.open_streams += 1
+        loop = asyncio.get_running_loop()
+        pace = self.delay if delay is None else delay
+        began = loop.time() if origin is None else origin
         try:
-            sent = 0
-            pending = fault.action
-            for kind, data in blocks:
-                if kind == "done" and not fault.send_done:
-                    continue
-                if (
-                    pending is not None
-                    and kind != "comment"
-                    and (sent >= fault.after or kind == "done")
-                ):
-                    pending = None
-                    if not await self._act(request, response, fault, plan):
-                        return response
-                if kind == "chunk" and self.delay > 0:
-                    await asyncio.sleep(self.delay)
-                await response.write(data)
-                if kind == "chunk":
-                    sent += 1
-            if pending is not None and not await self._act(request, response, fault, plan):
+            cut = len(rendered)
+            if fault.action in ("drop", "stall"):
+                cut = rendered.fault_index(fault)
+            if start < cut:
+                await deliver(
+                    response,
+                    rendered,
+                    start=start,
+                    stop=cut,
+                    delay=pace,
+                    origin=began,
+                    clock=self._clock,
+                    substitutions=substitutions,
+                )
+            if fault.action == "drop":
+                _abort(request)
                 return response
+            if fault.action == "stall":
+                stalled = loop.time()
+                await self._stall(fault.seconds)
+                if origin is None:
+                    began += loop.time() - stalled
+            await deliver(
+                response,
+                rendered,
+                start=max(start, cut),
+                delay=pace,
+                origin=began,
+                clock=self._clock,
+                substitutions=substitutions,
+            )
             await response.write_eof()
         except ConnectionResetError:
             if not self._closing:
@@ -456,31 +631,16 @@ class MockServer:
             self._notify()
         return response
 
-    async def _act(
-        self, request: web.Request, response: web.StreamResponse, fault: Fault, plan: Plan | None
-    ) -> bool:
-        """Carry out the in-stream fault; False means the stream ends here."""
-        if fault.action == "drop":
-            _abort(request)
-            return False
-        if fault.action == "stall":
-            await self._stall(fault.seconds)
-            return True
-        if plan is None:
-            plan = plan_reply(Reply(text=""), {"model": "raw", "messages": []})
-        await response.write(special_chunk(plan, fault))
-        if fault.action == "error":
-            if fault.send_done:
-                await response.write(b"data: [DONE]\n\n")
-            await response.write_eof()
-            return False
-        return True
-
     async def _stall(self, seconds: float | None) -> None:
         if seconds is None:
             await asyncio.get_running_loop().create_future()
         else:
             await asyncio.sleep(seconds)
+
+
+def _render_chat(plan: Plan) -> Rendered:
+    ids = [plan.id, *(call["id"] for c in plan.choices for call in c.tool_calls)]
+    return Rendered.build(render_stream(plan), ids)
 
 
 def _abort(request: web.Request) -> None:
