@@ -57,6 +57,6 @@ def matches(ours: Any, theirs: Any) -> bool:
         return (
             isinstance(ours, list)
             and len(ours) == len(theirs)
-            and all(matches(a, b) for a, b in zip(ours, theirs))
+            and all(matches(a, b) for a, b in zip(ours, theirs, strict=True))
         )
     return bool(ours == theirs)
