@@ -254,11 +254,11 @@ class Fanout:
                 cancelled = exc
                 logger.warning(
                     "Listener %s.%s was cancelled before it returned",
-                    type(listener).__qualname__,
+                    type(listener).__name__,
                     name,
                 )
             except Exception:
-                logger.exception("Listener %s.%s raised", type(listener).__qualname__, name)
+                logger.exception("Listener %s.%s raised", type(listener).__name__, name)
         self._report_failures()
         if cancelled is not None:
             raise cancelled
@@ -278,7 +278,7 @@ class Fanout:
         logger.error(
             "Listener %s.%s raised %s: %s; the stream goes on (further failures of this hook "
             "are counted and reported when the stream ends)",
-            type(listener).__qualname__,
+            type(listener).__name__,
             hook,
             type(exc).__name__,
             exc,
@@ -287,7 +287,7 @@ class Fanout:
 
     def _report_failures(self) -> None:
         repeated = [
-            f"{type(listener).__qualname__}.{hook} failed {count} times (last: {last})"
+            f"{type(listener).__name__}.{hook} failed {count} times (last: {last})"
             for (_, hook), (listener, count, last) in self._failures.items()
             if count > 1
         ]
