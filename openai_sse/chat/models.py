@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import types
-from typing import Any, Optional, Union, get_args, get_origin
+from typing import Any, Final, Optional, Union, get_args, get_origin
 
 import msgspec
 
@@ -54,11 +55,25 @@ _RAW = "_raw_json"
 _EXCERPT = 200
 
 
-class _Payload(msgspec.Struct, dict=True):
+class _RawSlot:
+    """Holds the JSON a top-level object was decoded from, outside its declared fields.
+
+    A plain slot (msgspec lets a ``gc=False`` struct inherit one) is never encoded, compared
+    or shown in ``repr``, and it keeps the objects untracked by the garbage collector: the raw
+    payload is bytes or str, which cannot form a reference cycle.
+    """
+
+    __slots__ = ("_raw_json",)
+    _raw_json: str | bytes
+
+
+class _Payload(_RawSlot, msgspec.Struct, gc=False):
     """Base of the top-level objects: they may carry the JSON text they were decoded from.
 
-    The text sits in the instance ``__dict__`` (hence ``dict=True``), outside the declared
-    fields, so it is never encoded, compared or shown in ``repr``.
+    ``gc=False``: a stream creates one chunk per token, and when they are tracked, chunks kept
+    alive for a moment (an ``async for`` consumer's buffer) make the collector run often and
+    promote them to the older generations. Nothing in these objects points back at them, so
+    they cannot be part of a cycle.
     """
 
     def to_dict(self) -> dict[str, Any]:
@@ -293,32 +308,49 @@ _completion_decoder = msgspec.json.Decoder(ChatCompletion)
 
 
 def decode_chunk(data: str | bytes) -> ChatCompletionChunk:
-    """Decode one event's data into a chunk; :class:`ProtocolError` if it is not a chunk."""
+    """Decode one event's data into a chunk; :class:`ProtocolError` if it is not a chunk.
+
+    ``data`` may be the event's UTF-8 bytes (msgspec reads them directly, without a detour
+    through ``str``) or its text.
+    """
     try:
         chunk = _chunk_decoder.decode(data)
-    except msgspec.ValidationError:
-        chunk = _decode_lenient(data, ChatCompletionChunk, "chat completion chunk")
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _malformed("chat completion chunk", data, f"invalid JSON ({exc})") from None
-    chunk.__dict__[_RAW] = data
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        if isinstance(data, bytes):
+            # Event data is text (invalid UTF-8 reads as U+FFFD, as the event-stream format
+            # decodes it); the bytes only spared the detour through ``str`` when they are valid.
+            text = data.decode("utf-8", "replace")
+            if text.encode() != data:
+                data = text
+        chunk = _decode(data, _chunk_decoder, ChatCompletionChunk, "chat completion chunk")
+    chunk._raw_json = data
     return chunk
 
 
 def decode_completion(data: bytes | str) -> ChatCompletion:
     """Decode a non-streaming response body; :class:`ProtocolError` if it is not a completion."""
-    try:
-        completion = _completion_decoder.decode(data)
-    except msgspec.ValidationError:
-        completion = _decode_lenient(data, ChatCompletion, "chat completion")
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _malformed("chat completion", data, f"invalid JSON ({exc})") from None
-    completion.__dict__[_RAW] = data
+    completion: ChatCompletion = _decode(
+        data, _completion_decoder, ChatCompletion, "chat completion"
+    )
+    completion._raw_json = data
     if isinstance(data, str):
         if "reasoning_content" in data:
             _take_reasoning_content(completion, data)
     elif b"reasoning_content" in data:
         _take_reasoning_content(completion, data)
     return completion
+
+
+def _decode(
+    data: str | bytes, decoder: msgspec.json.Decoder[Any], cls: type[Any], what: str
+) -> Any:
+    """Strict typed decoding, then the lenient path for payloads it refuses."""
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError:
+        return _decode_lenient(data, cls, what)
+    except msgspec.DecodeError as exc:
+        raise _malformed(what, data, f"invalid JSON ({exc})") from None
 
 
 def to_dict(obj: Any) -> Any:
@@ -330,10 +362,7 @@ def to_dict(obj: Any) -> Any:
 
 
 def _raw_of(obj: Any) -> str | bytes | None:
-    try:
-        raw: str | bytes | None = obj.__dict__.get(_RAW)
-    except AttributeError:
-        return None
+    raw: str | bytes | None = getattr(obj, _RAW, None)
     return raw
 
 
@@ -373,10 +402,66 @@ def _decode_lenient(data: str | bytes, cls: type[Any], what: str) -> Any:
         kind = type(payload).__name__
         raise _malformed(what, data, f"expected a JSON object, got {kind}")
     _normalise(payload, cls)
-    try:
-        return msgspec.convert(payload, cls, strict=False)
-    except msgspec.ValidationError as exc:
-        raise _malformed(what, data, str(exc)) from None
+    # Each round drops the one field the conversion refused, unless the answer needs it; the
+    # bound only guards against a payload with an absurd number of bad fields.
+    for _ in range(64):
+        try:
+            return msgspec.convert(payload, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            if not _drop_unneeded(payload, str(exc)):
+                raise _malformed(what, data, str(exc)) from None
+    raise _malformed(what, data, "too many fields of the wrong type")
+
+
+# Fields the accumulated answer is built from: a wrong type in one of them is an error. Any
+# other field (logprobs, usage, filter results, provider extras...) that cannot be typed is
+# dropped from the typed object and stays reachable in the raw payload.
+_NEEDED: Final = frozenset(
+    {
+        "choices",
+        "delta",
+        "message",
+        "index",
+        "content",
+        "refusal",
+        "reasoning",
+        "reasoning_content",
+        "tool_calls",
+        "function_call",
+        "function",
+        "id",
+        "name",
+        "arguments",
+    }
+)
+_TOP_LEVEL_NEEDED: Final = frozenset({"choices", "error"})
+_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\.`([^`]*)`")
+
+
+def _drop_unneeded(payload: dict[str, Any], message: str) -> bool:
+    """Remove the field a ``ValidationError`` points at (``... - at `$.a[0].b```) from
+    ``payload`` when the answer does not need it; False when it does or the path is unclear."""
+    at = message.rfind(" - at `$")
+    if at < 0:
+        return False
+    path = message[at + len(" - at `$") : -1]
+    steps: list[str | int] = []
+    for match in _PATH_STEP.finditer(path):
+        key, index, quoted = match.groups()
+        steps.append(int(index) if index is not None else (key if key is not None else quoted))
+    node: Any = payload
+    for depth, step in enumerate(steps):
+        if isinstance(step, str):
+            if not isinstance(node, dict) or step not in node:
+                return False
+            needed = _TOP_LEVEL_NEEDED if depth == 0 else _NEEDED
+            if step not in needed:
+                del node[step]
+                return True
+        elif not isinstance(node, list) or step >= len(node):
+            return False
+        node = node[step]
+    return False
 
 
 # How the lenient path treats each declared field, derived once per class from its annotations.
@@ -453,4 +538,40 @@ def _normalise(obj: dict[str, Any], cls: type[Any]) -> dict[str, Any]:
                 obj[key] = [_as_int(item) for item in value]
         elif kind == _STR and isinstance(value, (int, float)) and not isinstance(value, bool):
             obj[key] = str(value)
+        elif key == "content" and isinstance(value, list) and "reasoning" in _plan_for(cls):
+            _split_content_parts(obj, value)
     return obj
+
+
+def _split_content_parts(obj: dict[str, Any], parts: list[Any]) -> None:
+    """``content`` as a list of typed parts (Mistral and others): text parts are the content,
+    thinking parts the reasoning; any other part is left to the raw payload."""
+    text: list[str] = []
+    thinking: list[str] = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind == "text" and isinstance(part.get("text"), str):
+            text.append(part["text"])
+        elif kind == "thinking":
+            thinking.extend(_texts(part.get("thinking")))
+    obj["content"] = "".join(text) if text else None
+    if thinking:
+        earlier = obj.get("reasoning")
+        obj["reasoning"] = (earlier if isinstance(earlier, str) else "") + "".join(thinking)
+
+
+def _texts(value: Any) -> list[str]:
+    """The text of a thinking part: a string, or a list of text parts."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [
+            p["text"]
+            for p in value
+            if isinstance(p, dict)
+            and p.get("type", "text") == "text"
+            and isinstance(p.get("text"), str)
+        ]
+    return []

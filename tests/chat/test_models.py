@@ -364,9 +364,16 @@ def test_long_malformed_data_is_truncated_in_the_message() -> None:
     assert len(message) < 500
 
 
-def test_invalid_utf8_is_a_protocol_error() -> None:
+def test_invalid_utf8_in_event_data_reads_as_replacement_character() -> None:
+    # Event data is text decoded with U+FFFD, also when the stream hands it on as bytes.
+    chunk = decode_chunk(b'{"id": "\xff", "choices": [{"delta": {"content": "a\xe4\xb8"}}]}')
+    assert chunk.id == "\ufffd"
+    assert chunk.choices[0].delta.content == "a\ufffd"
     with pytest.raises(ProtocolError, match="invalid JSON"):
-        decode_chunk(b'{"id": "\xff"}')
+        decode_chunk(b'{"id": "\xff"')
+
+
+def test_invalid_utf8_in_a_completion_body_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="invalid JSON"):
         decode_completion(b'{"id": "\xff"}')
 
