@@ -18,7 +18,10 @@ class LocalServer:
     ``disconnected`` is set the moment the server notices, with no polling.
     """
 
-    def __init__(self, routes: dict[str, Handler] | None = None) -> None:
+    def __init__(
+        self, routes: dict[str, Handler] | None = None, *, host: str = "127.0.0.1"
+    ) -> None:
+        self.host = host  # another loopback address (127.0.0.2) is "another host"
         self.app = web.Application()
         self.requests: list[web.Request] = []
         self.bodies: list[Any] = []
@@ -47,12 +50,12 @@ class LocalServer:
             raise
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     async def __aenter__(self) -> LocalServer:
         self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         server = site._server
         assert server is not None
