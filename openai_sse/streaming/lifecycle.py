@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from asyncio import current_task
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
@@ -130,6 +131,7 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
         self._drain: asyncio.TimerHandle | None = None
         self._retry_task: asyncio.Task[None] | None = None
         self._callback_task: asyncio.Task[Any] | None = None
+        self._terminal_task: asyncio.Task[Any] | None = None  # running the terminal calls
         self._attempt = 0
         self._source: EventSource = connect(self)
 
@@ -162,8 +164,15 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
         self.dispatcher.remove_listener(listener)
 
     def cancel(self) -> None:
-        """Close the connection now and fail the stream with :class:`StreamCancelled`."""
+        """Close the connection now and fail the stream with :class:`StreamCancelled`.
+
+        Once the outcome is decided this only ends the terminal calls still running (a hung
+        ``on_closed`` / ``on_failure`` is cancelled; the listeners after it are still called).
+        """
         if self._finished:
+            task = self._terminal_task
+            if not self._settled.is_set() and task is not None and task is not current_task():
+                task.cancel()
             return
         if self._retry_task is not None and not self._retry_task.done():
             self._retry_task.cancel()
@@ -223,8 +232,12 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
         """
         self.cancel()
         self._source.cancel()
-        current = asyncio.current_task()
-        if current is not None and current in (self._callback_task, self._retry_task):
+        current = current_task()
+        if current is not None and current in (
+            self._callback_task,
+            self._retry_task,
+            self._terminal_task,
+        ):
             return
         if self._retry_task is not None:
             await asyncio.wait((self._retry_task,))
@@ -261,7 +274,7 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
     def on_open(
         self, source: EventSource, response: aiohttp.ClientResponse
     ) -> Awaitable[None] | None:
-        self._callback_task = asyncio.current_task()
+        self._callback_task = current_task()
         self._response = response
         self.metrics.time_to_headers = time.monotonic() - self.metrics.started
         if self._opened_once:
@@ -359,7 +372,7 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
 
     def _ended(self, source: EventSource, error: BaseException | None) -> Awaitable[None] | None:
         """The event source's terminal callback."""
-        self._callback_task = asyncio.current_task()
+        self._callback_task = current_task()
         if self._drain is not None:
             self._drain.cancel()
             self._drain = None
@@ -405,6 +418,7 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         dispatcher = self.dispatcher
+        self._terminal_task = current_task()
         try:
             if error is None:
                 result = self._result = self.snapshot

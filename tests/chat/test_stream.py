@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import json
 import logging
 import random
+import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -24,9 +27,10 @@ from openai_sse import (
     StreamError,
 )
 from openai_sse.chat import ChatCompletionAccumulator, decode_chunk
+from openai_sse.streaming import ListenerHookWarning
 
 from ..fixtures import fixture_names, payloads, sse_bytes
-from ..servers import LocalServer, sse_response, stalling_after
+from ..servers import LocalServer, hang, sse_response, stalling_after
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -431,3 +435,196 @@ async def test_error_inside_a_chunk_with_choices(server: LocalServer, client: Cl
     assert caught.value.message == "Provider disconnected"
     assert caught.value.code == 502
     assert caught.value.body["id"] == "gen-1"
+
+
+# -- hooks: the documented signature, awaitables from plain calls --------------------------------
+
+PLAIN = "01_openai_plain_content_usage.sse"
+
+
+async def test_on_open_gets_only_the_stream(server: LocalServer, client: Client) -> None:
+    route(server, serving(sse_bytes(PLAIN)))
+    seen: list[int] = []
+
+    class Opener(ChatListener):
+        raise_errors = True
+
+        def on_open(self, stream: ChatStream) -> None:
+            assert stream.response is not None
+            seen.append(stream.response.status)
+
+    await client.chat.stream(model="m", messages=MESSAGES, listeners=[Opener()])
+    assert seen == [200]
+
+
+def deferred(method: Callable[..., Any]) -> Callable[..., Any]:
+    """An ``async def`` behind a plain decorator: calling it returns a coroutine."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any) -> Any:
+        return method(*args)
+
+    return wrapper
+
+
+async def test_awaitables_from_plain_hooks_are_awaited_on_every_path(
+    server: LocalServer, client: Client
+) -> None:
+    route(server, serving(sse_bytes(PLAIN)))
+    log: list[str] = []
+
+    class Decorated(ChatListener):
+        @deferred
+        async def on_content(self, stream: ChatStream, delta: str, index: int) -> None:
+            await asyncio.sleep(0)
+            log.append("decorated " + delta)
+
+        @deferred
+        async def on_usage(self, stream: ChatStream, usage: Any) -> None:
+            await asyncio.sleep(0)
+            log.append("usage")
+
+        @deferred
+        async def on_closed(self, stream: ChatStream, completion: ChatCompletion) -> None:
+            await asyncio.sleep(0)
+            log.append("closed")
+
+    class Plain(ChatListener):
+        def on_content(self, stream: ChatStream, delta: str, index: int) -> None:
+            log.append("plain " + delta)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "coroutine ... was never awaited" fails the test
+        completion = await client.chat.stream(
+            model="m", messages=MESSAGES, listeners=[Decorated(), Plain()]
+        )
+        gc.collect()
+    text = completion.choices[0].message.content or ""
+    deltas = [d.choices[0].delta.content for d in map(decode_chunk, payloads(PLAIN)) if d.choices]
+    expected = [f"{who} {d}" for d in deltas if d for who in ("decorated", "plain")]
+    assert log == [*expected, "usage", "closed"]
+    assert "".join(e.split(" ", 1)[1] for e in expected[::2]) == text
+
+
+# -- closing from inside a hook, hung hooks --------------------------------------------------------
+
+
+async def test_aclose_from_inside_a_hook_does_not_deadlock(
+    server: LocalServer, client: Client
+) -> None:
+    route(server, stalling_after(FIRST_TWO))
+
+    class Closer(Recorder):
+        async def on_content(self, stream: ChatStream, delta: str, index: int) -> None:
+            await stream.aclose()
+
+    listener = Closer()
+    stream = client.chat.stream(model="m", messages=MESSAGES, listeners=[listener])
+    with pytest.raises(StreamCancelled):
+        await asyncio.wait_for(stream, 5)
+    assert [type(e) for e in listener.failures] == [StreamCancelled]
+    await asyncio.wait_for(server.disconnected.wait(), 5)
+
+
+async def test_cancel_ends_a_stream_whose_hook_hangs(server: LocalServer, client: Client) -> None:
+    route(server, stalling_after(FIRST_TWO))
+    entered = asyncio.Event()
+
+    class Hangs(Recorder):
+        async def on_content(self, stream: ChatStream, delta: str, index: int) -> None:
+            entered.set()
+            await hang()
+
+    hung, other = Hangs(), Recorder()
+    stream = client.chat.stream(model="m", messages=MESSAGES, listeners=[hung, other])
+    await asyncio.wait_for(entered.wait(), 5)
+    await asyncio.wait_for(stream.aclose(), 5)
+    with pytest.raises(StreamCancelled):
+        await stream
+    assert [type(e) for e in hung.failures] == [StreamCancelled]
+    assert [type(e) for e in other.failures] == [StreamCancelled]
+    assert hung.closed == other.closed == []
+
+
+async def test_cancel_ends_a_hung_terminal_hook_and_reaches_every_listener(
+    server: LocalServer, client: Client
+) -> None:
+    route(server, serving(FIRST_TWO, b"event: error\ndata: {}\n\n"))
+    entered = asyncio.Event()
+
+    class Hangs(Recorder):
+        async def on_failure(self, stream: ChatStream, error: BaseException) -> None:
+            self.failures.append(error)
+            entered.set()
+            await hang()
+
+    first, hung, last = Recorder(), Hangs(), Recorder()
+    stream = client.chat.stream(model="m", messages=MESSAGES, listeners=[first, hung, last])
+    await asyncio.wait_for(entered.wait(), 5)
+    await asyncio.wait_for(stream.aclose(), 5)
+    with pytest.raises(StreamError):
+        await stream
+    for listener in (first, hung, last):
+        assert [type(e) for e in listener.failures] == [StreamError]
+
+
+# -- misuse caught at the call -------------------------------------------------------------------
+
+
+async def test_a_non_listener_is_rejected_at_the_call(server: LocalServer, client: Client) -> None:
+    route(server, serving(sse_bytes(PLAIN)))
+    with pytest.raises(TypeError, match=r"42 \(int\) is not a listener: it has none of the hooks"):
+        client.chat.stream(model="m", messages=MESSAGES, listeners=[42])
+    assert server.requests == []
+
+
+async def test_a_misspelled_hook_warns_with_the_closest_hook(
+    server: LocalServer, client: Client
+) -> None:
+    route(server, serving(sse_bytes(PLAIN)))
+
+    class Misspelled(ChatListener):
+        def on_contnet(self, stream: ChatStream, delta: str, index: int) -> None:
+            pass
+
+    with pytest.warns(ListenerHookWarning, match=r"Misspelled\.on_contnet .*on_content\?"):
+        stream = client.chat.stream(model="m", messages=MESSAGES, listeners=[Misspelled()])
+    await stream
+
+
+# -- metrics and messages ------------------------------------------------------------------------
+
+
+async def test_an_empty_body_says_no_chunk_arrived(server: LocalServer, client: Client) -> None:
+    route(server, serving(b": nothing here\n\n"))
+    with pytest.raises(IncompleteStreamError, match="before any chunk arrived"):
+        await client.chat.stream(model="m", messages=MESSAGES)
+
+
+async def test_tokens_per_second_only_when_measurable(server: LocalServer, client: Client) -> None:
+    events = [b"data: " + p.encode() + b"\n\n" for p in payloads(PLAIN)]
+    route(server, serving(b"".join(events)))
+    tiny = client.chat.stream(model="m", messages=MESSAGES)
+    await tiny
+    assert tiny.metrics.completion_tokens is not None and tiny.metrics.completion_tokens > 1
+    assert tiny.metrics.tokens_per_second is None  # all in one read: no measurable speed
+
+    async def paced(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in events:
+            await response.write(event)
+            await asyncio.sleep(0.02)  # the pace under test, not synchronisation
+        await response.write_eof()
+        return response
+
+    route(server, paced)
+    stream = client.chat.stream(model="m", messages=MESSAGES)
+    await stream
+    metrics = stream.metrics
+    assert metrics.completion_tokens is not None and metrics.duration is not None
+    assert metrics.time_to_first_token is not None
+    rate = metrics.tokens_per_second
+    span = metrics.duration - metrics.time_to_first_token
+    assert rate == pytest.approx((metrics.completion_tokens - 1) / span)
+    assert rate < metrics.completion_tokens / 0.02  # bounded by the pace, not by one read
