@@ -1,0 +1,117 @@
+"""One contract, two stores: the memory store and a real redis-server behave the same."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from openai_sse.relay import InvalidEventId, MemoryStore, RedisStore, Store, StoreUnavailable
+
+from .conftest import free_port
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        made: Store = MemoryStore(maxlen=50)
+    else:
+        url = request.getfixturevalue("redis_url")
+        made = RedisStore(url, prefix=f"test-{secrets.token_hex(4)}:", maxlen=50)
+    yield made
+    await made.close()
+
+
+async def test_events_come_back_in_order_after_any_id(store: Store) -> None:
+    await store.create("s1", lease=10)
+    assert await store.exists("s1") and not await store.exists("s2")
+    ids = [await store.append("s1", "chunk", f'{{"n": {n}}}') for n in range(5)]
+    assert all(ids) and len(set(ids)) == 5
+    everything = await store.read("s1", None, timeout=0.1)
+    assert [e.id for e in everything] == ids
+    assert [e.data for e in everything] == [f'{{"n": {n}}}' for n in range(5)]
+    after = await store.read("s1", ids[2], timeout=0.1)
+    assert [e.id for e in after] == ids[3:]
+    assert await store.read("s1", ids[4], timeout=0.05) == []
+
+
+async def test_exactly_one_terminal_event(store: Store) -> None:
+    await store.create("s1", lease=10)
+    await store.append("s1", "chunk", "{}")
+    assert await store.wanted("s1")
+    first = await store.append("s1", "error", '{"type": "cancelled"}')
+    assert first is not None
+    assert await store.append("s1", "done", "{}") is None
+    assert await store.append("s1", "chunk", "{}") is None
+    assert not await store.wanted("s1")
+    events = await store.read("s1", None, timeout=0.1)
+    assert [e.kind for e in events] == ["chunk", "error"] and events[-1].terminal
+    assert await store.append("never-created", "chunk", "{}") is None
+
+
+async def test_a_blocked_read_wakes_on_append(store: Store) -> None:
+    await store.create("s1", lease=10)
+    reader = asyncio.create_task(store.read("s1", None, timeout=5))
+    await asyncio.sleep(0.05)  # let the reader block first; the append must wake it
+    assert not reader.done()
+    event_id = await store.append("s1", "chunk", "live")
+    events = await asyncio.wait_for(reader, 2)
+    assert [(e.id, e.data) for e in events] == [(event_id, "live")]
+
+
+async def test_lease_lapses_without_renewal(store: Store) -> None:
+    await store.create("s1", lease=0.1)
+    assert await store.wanted("s1")
+    await asyncio.sleep(0.15)
+    assert not await store.wanted("s1")
+    await store.renew_lease("s1", 5)
+    assert await store.wanted("s1")
+
+
+async def test_stop_requests_reach_every_listener(store: Store) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = asyncio.create_task(store.listen_stops(heard.put_nowait))
+    try:
+        for _ in range(50):  # a subscription takes a moment to be in place
+            await store.request_stop("s1")
+            try:
+                assert await asyncio.wait_for(heard.get(), 0.05) == "s1"
+                break
+            except asyncio.TimeoutError:
+                continue
+        else:
+            raise AssertionError("no stop request heard")
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+
+
+async def test_ids_the_store_never_issued_are_refused(store: Store) -> None:
+    await store.create("s1", lease=10)
+    with pytest.raises(InvalidEventId):
+        await store.read("s1", "x-y-z", timeout=0)
+
+
+async def test_length_is_bounded(store: Store) -> None:
+    await store.create("s1", lease=10)
+    for n in range(300):
+        await store.append("s1", "chunk", str(n))
+    events = await store.read("s1", None, timeout=0)
+    assert 50 <= len(events) < 300  # Redis trims approximately (MAXLEN ~)
+    assert events[-1].data == "299"
+
+
+async def test_unreachable_redis_fails_fast_and_clearly() -> None:
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout=1.0)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(StoreUnavailable, match="unreachable"):
+            await store.create("s1", lease=1)
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        assert loop.time() - started < 2
+    finally:
+        await store.close()
