@@ -344,8 +344,8 @@ def _describe(error: BaseException, chunks: int = 0) -> str:
             )
             return f"the server answered {content_type}, not an event stream ({hint})"
         return f"the server sent something unreadable {after}: {_clip(error.message)}"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno).lower()
     return _clip(str(error)) or type(error).__name__
 
 
@@ -572,9 +572,7 @@ def _outcome(completion: ChatCompletion) -> int:
         _say("the model refused to answer (the refusal is above)")
         return EXIT_REFUSED
     if choice.finish_reason == "content_filter":
-        _say(
-            "the answer was stopped by the provider's content filter (finish_reason=content_filter)"
-        )
+        _say("the answer was stopped by a content filter (finish_reason=content_filter)")
         return EXIT_REFUSED
     if choice.finish_reason == "length":
         _say("the answer was cut off at the token limit (finish_reason=length)")

@@ -10,14 +10,14 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from openai_sse import AuthenticationError, Client, __version__
-from openai_sse.testing import Fault, MockServer, Reply, ToolCall, tokenize
-from openai_sse.testing import default_text
+from openai_sse.testing import Fault, MockServer, Raw, Reply, ToolCall, default_text, tokenize
 from openai_sse.testing.server import DEFAULT_DELAY
 
 TIMEOUT = 20.0
@@ -278,8 +278,11 @@ async def test_chat_sends_the_options_to_the_server() -> None:
             "--max-tokens",
             "4",
         )
-    assert result.code == 0, result.err
-    assert result.err == ""
+    assert result.code == 4, result.err  # cut at the token limit
+    assert (
+        result.err
+        == "openai-sse: the answer was cut off at the token limit (finish_reason=length)\n"
+    )
     assert result.out == "".join(tokenize(expected)[:4]) + "\n"
     request = server.requests[0]
     assert request.headers["Authorization"] == "Bearer sk-test"
@@ -325,7 +328,7 @@ async def test_wrong_key_is_one_error_line_without_the_key() -> None:
         result = await run_cli("chat", "hi", "--base-url", server.base_url, "--api-key", key)
     assert result.code == 1
     line = one_error_line(result.err)
-    assert line.startswith("openai-sse: error: AuthenticationError: Error code: 401")
+    assert line.startswith("openai-sse: error: the server answered 401 Unauthorized: ")
     assert key not in result.err and key not in result.out
     assert result.out == ""
 
@@ -337,7 +340,7 @@ async def test_a_key_echoed_by_the_server_is_masked() -> None:
         result = await run_cli("chat", "hi", "--base-url", server.base_url, "--api-key", key)
     assert result.code == 1
     assert one_error_line(result.err) == (
-        "openai-sse: error: AuthenticationError: Error code: 401 - Incorrect API key provided: ***."
+        "openai-sse: error: the server answered 401 Unauthorized: Incorrect API key provided: ***."
     )
     assert server.requests[0].headers["Authorization"] == f"Bearer {key}"
 
@@ -349,7 +352,7 @@ async def test_status_fault_is_one_error_line() -> None:
     assert result.code == 1
     line = one_error_line(result.err)
     assert line == (
-        "openai-sse: error: NotFoundError: Error code: 404 - The model `nope` does not exist."
+        "openai-sse: error: the server answered 404 Not Found: The model `nope` does not exist."
     )
 
 
@@ -360,7 +363,10 @@ async def test_error_inside_the_stream_keeps_the_partial_answer() -> None:
         result = await run_cli("chat", "hello", "--base-url", server.base_url)
     assert result.code == 1
     assert result.out == "".join(tokenize(expected)[:2]) + "\n"  # role chunk + 2 tokens
-    assert one_error_line(result.err) == "openai-sse: error: StreamError: The engine broke."
+    assert one_error_line(result.err) == (
+        "openai-sse: error: the server reported an error in the stream after 3 chunks: "
+        "The engine broke."
+    )
 
 
 async def test_unreachable_server_is_a_connection_error() -> None:
@@ -370,8 +376,7 @@ async def test_unreachable_server_is_a_connection_error() -> None:
     )
     assert result.code == 1
     line = one_error_line(result.err)
-    assert line.startswith("openai-sse: error: APIConnectionError: ")
-    assert f"127.0.0.1:{port}" in line
+    assert line == f"openai-sse: error: cannot connect to 127.0.0.1:{port}: connection refused"
     assert result.out == ""
 
 
@@ -450,6 +455,312 @@ async def test_serve_reports_a_bad_script(tmp_path: Path) -> None:
 
 async def test_serve_reports_a_port_in_use() -> None:
     async with MockServer(delay=0) as server:
-        result = await run_cli("serve", "--port", str(server.port))
+        port = server.port
+        result = await run_cli("serve", "--port", str(port))
     assert result.code == 1
-    assert "OSError" in one_error_line(result.err)
+    assert one_error_line(result.err) == (
+        f"openai-sse: error: cannot listen on 127.0.0.1:{port}: address already in use"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Pipes and signals
+# --------------------------------------------------------------------------------------------
+
+LONG_PROMPT = "Tell me everything about server-sent events, " * 20
+
+
+@posix_only
+@pytest.mark.parametrize("json_lines", [False, True])
+async def test_a_closed_stdout_ends_quietly_and_closes_the_stream(json_lines: bool) -> None:
+    read_end, write_end = os.pipe()
+    async with MockServer(delay=0.01) as server:
+        options = ["--json"] if json_lines else []
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "openai_sse",
+            "chat",
+            LONG_PROMPT,
+            "--base-url",
+            server.base_url,
+            *options,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+            env=cli_env(),
+        )
+        os.close(write_end)
+        loop = asyncio.get_running_loop()
+        first = await asyncio.wait_for(loop.run_in_executor(None, os.read, read_end, 10), TIMEOUT)
+        os.close(read_end)  # like `| head -c 10`
+        code, _, err = await finish(proc)
+        await server.wait_disconnect(timeout=TIMEOUT)
+    assert first
+    assert code == 141
+    assert err == b""  # no traceback, no "Exception ignored", no message
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Poll a condition no event reports (another process's state), within TIMEOUT."""
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never met"
+        await asyncio.sleep(0.02)
+
+
+async def wait_reading_stdin(pid: int) -> None:
+    """Until the process blocks in read(0, ...): it is waiting for the prompt."""
+    import platform
+
+    read_call = {"x86_64": "0", "aarch64": "63"}.get(platform.machine())
+
+    def reading() -> bool:
+        try:
+            fields = Path(f"/proc/{pid}/syscall").read_text().split()
+        except OSError:
+            return False
+        return read_call is None or fields[:2] == [read_call, "0x0"]
+
+    await until(reading)
+
+
+@pytest.mark.skipif(not Path("/proc/self/syscall").exists(), reason="needs Linux /proc")
+async def test_ctrl_c_while_reading_the_prompt_is_quiet() -> None:
+    proc = await spawn("chat")
+    await wait_reading_stdin(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdin is not None
+    code, out, err = await finish(proc)
+    assert code == 130
+    assert out == b""
+    assert err == b""
+
+
+@posix_only
+async def test_ctrl_c_before_the_first_token_is_quiet() -> None:
+    async with MockServer(delay=0) as server:
+        server.enqueue(Fault.delay_headers(30))
+        proc = await spawn("chat", "hi", "--base-url", server.base_url)
+        await until(lambda: len(server.requests) == 1)  # the server holds the headers back
+        proc.send_signal(signal.SIGINT)
+        code, out, err = await finish(proc)
+    assert code == 130
+    assert out == b""
+    assert err == b""
+
+
+@posix_only
+async def test_sigterm_mid_answer_is_handled_like_ctrl_c() -> None:
+    prompt = "Tell me about server-sent events"
+    expected = expected_answer(prompt)
+    async with MockServer(delay=0.05) as server:
+        proc = await spawn("chat", prompt, "--base-url", server.base_url)
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.read(65536), TIMEOUT)
+        proc.send_signal(signal.SIGTERM)
+        await server.wait_disconnect(timeout=TIMEOUT)
+        code, rest, err = await finish(proc)
+    out = (first + rest).decode()
+    assert code == 143
+    assert out.endswith("\n")  # the final newline is written
+    partial = out[:-1]
+    assert partial and expected.startswith(partial) and len(partial) < len(expected)
+    assert err == b""
+
+
+# --------------------------------------------------------------------------------------------
+# Usage errors
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("not-a-url", "'not-a-url' is not a URL"),
+        ("ftp://example.com/v1", "uses ftp://; only http:// and https:// are supported"),
+        ("http:///v1", "has no host name"),
+        ("http://127.0.0.1:99999/v1", "is not a valid URL"),
+    ],
+)
+async def test_a_bad_base_url_is_a_usage_error_at_once(url: str, reason: str) -> None:
+    started = time.monotonic()
+    result = await run_cli("chat", "hi", "--base-url", url)
+    assert result.code == 2
+    assert "openai-sse chat: error: --base-url: " in result.err
+    assert reason in result.err.splitlines()[-1]
+    assert result.out == ""
+    assert time.monotonic() - started < TIMEOUT / 2  # no retries
+
+
+async def test_a_bad_base_url_in_the_environment_is_named() -> None:
+    result = await run_cli("chat", "hi", env=cli_env(OPENAI_BASE_URL="localhost:8000/v1"))
+    assert result.code == 2
+    assert "error: OPENAI_BASE_URL: " in result.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-tokens", "0"], "argument --max-tokens: must be a positive integer, not 0"),
+        (["--max-tokens", "1.5"], "argument --max-tokens: must be a positive integer, not '1.5'"),
+        (["--max-retries", "-1"], "argument --max-retries: must be an integer, 0 or more, not -1"),
+        (["--timeout", "0"], "argument --timeout: must be a number greater than 0, not 0"),
+        (["--timeout", "inf"], "argument --timeout: must be a number greater than 0, not inf"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+async def test_bad_options_show_the_chat_usage(args: list[str], message: str) -> None:
+    result = await run_cli("chat", "hi", *args)
+    assert result.code == 2
+    assert result.err.startswith("usage: openai-sse chat ")
+    assert result.err.endswith(f"openai-sse chat: error: {message}\n")
+
+
+async def test_serve_rejects_a_port_out_of_range() -> None:
+    result = await run_cli("serve", "--port", "70000")
+    assert result.code == 2
+    assert "argument -p/--port: must be an integer from 0 to 65535, not 70000" in result.err
+
+
+async def test_offline_with_a_key_set_says_so_truthfully() -> None:
+    env = cli_env(OPENAI_API_KEY="sk-real-key-123", OPENAI_BASE_URL="http://127.0.0.1:1/v1")
+    result = await run_cli("chat", "hello", "--offline", "--rate", "0", env=env)
+    assert result.code == 0, result.err
+    assert result.out == expected_answer("hello") + "\n"
+    assert re.fullmatch(
+        r"openai-sse: --offline; an API key and a base URL configured but not used; "
+        r"using the embedded offline server at http://127\.0\.0\.1:\d+/v1\n",
+        result.err,
+    )
+    assert "sk-real-key-123" not in result.err
+
+
+# --------------------------------------------------------------------------------------------
+# What the user is told
+# --------------------------------------------------------------------------------------------
+
+HTML_PAGE = (
+    "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
+    + "<center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center>" * 20
+    + "</body></html>"
+)
+
+
+async def test_an_html_error_page_is_summarised() -> None:
+    async with MockServer(delay=0) as server:
+        server.enqueue(Raw([HTML_PAGE], status=502, content_type="text/html"))
+        result = await run_cli("chat", "hi", "--base-url", server.base_url, "--max-retries", "0")
+    assert result.code == 1
+    assert one_error_line(result.err) == (
+        "openai-sse: error: the server answered 502 Bad Gateway: an HTML page ('502 Bad Gateway')"
+    )
+
+
+async def test_a_page_that_is_not_an_event_stream_is_named() -> None:
+    async with MockServer(delay=0) as server:
+        server.enqueue(Fault.wrong_content_type("text/html", HTML_PAGE))
+        result = await run_cli("chat", "hi", "--base-url", server.base_url)
+    assert result.code == 1
+    line = one_error_line(result.err)
+    assert line.startswith("openai-sse: error: the server answered text/html, not an event stream")
+    assert "<" not in line
+
+
+async def test_a_broken_connection_says_after_how_many_chunks() -> None:
+    expected = expected_answer("hello")
+    async with MockServer(delay=0) as server:
+        server.enqueue(Fault.drop_after(3))
+        result = await run_cli("chat", "hello", "--base-url", server.base_url)
+    assert result.code == 1
+    assert result.out == "".join(tokenize(expected)[:2]) + "\n"  # role chunk + 2 tokens
+    assert one_error_line(result.err) == "openai-sse: error: the connection broke after 3 chunks"
+
+
+async def test_plain_http_errors_show_no_transport_internals() -> None:
+    port = closed_port()
+    result = await run_cli(
+        "chat", "hi", "--base-url", f"http://127.0.0.1:{port}/v1", "--max-retries", "0"
+    )
+    assert "ssl:" not in result.err
+    assert "Connect call failed" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("reply", "code", "notice"),
+    [
+        (
+            Reply(refusal="I can't help with that."),
+            3,
+            "openai-sse: the model refused to answer (the refusal is above)",
+        ),
+        (
+            Reply("Some of it", finish_reason="content_filter"),
+            3,
+            "openai-sse: the answer was stopped by a content filter (finish_reason=content_filter)",
+        ),
+        (
+            Reply("Cut", finish_reason="length"),
+            4,
+            "openai-sse: the answer was cut off at the token limit (finish_reason=length)",
+        ),
+    ],
+)
+async def test_refusals_and_cut_answers_are_told_on_stderr(
+    reply: Reply, code: int, notice: str
+) -> None:
+    async with MockServer(delay=0) as server:
+        server.enqueue(reply)
+        result = await run_cli("chat", "q", "--base-url", server.base_url)
+    assert result.code == code
+    err = result.err.splitlines()
+    assert err[-1] == notice
+    if reply.refusal is not None:
+        assert result.out == ""  # the refusal is not the answer
+        assert err[:-1] == ["I can't help with that."]
+    else:
+        assert result.out == f"{reply.text}\n"
+        assert len(err) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# serve: access log and script errors
+# --------------------------------------------------------------------------------------------
+
+
+@posix_only
+async def test_serve_verbose_logs_each_request() -> None:
+    proc, base_url = await start_serve("--rate", "0", "--verbose")
+    assert proc.stderr is not None
+    try:
+        async with Client("x", base_url=base_url, max_retries=0) as client:
+            await stream_text(client, "hello")
+        lines: list[str] = []
+        while not any("POST /v1/chat/completions" in line for line in lines):
+            line = await asyncio.wait_for(proc.stderr.readline(), TIMEOUT)
+            assert line, lines
+            lines.append(line.decode())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code, _, err = await finish(proc)
+    assert code == 0
+    assert re.search(r'127\.0\.0\.1 "POST /v1/chat/completions HTTP/1\.1" 200 \d+', lines[-1])
+    assert_clean(err.decode())
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ('["fine", {"txt": "hi"}]', "entry 2: unknown reply key 'txt'"),
+        ('"fine"\n{"txt": "hi"}\n', "line 2: unknown reply key 'txt'"),
+        ('["fine", ', "not valid JSON"),
+    ],
+)
+async def test_serve_names_the_script_file_and_entry(
+    tmp_path: Path, content: str, where: str
+) -> None:
+    script = tmp_path / "replies.json"
+    script.write_text(content)
+    result = await run_cli("serve", "--port", "0", "--script", str(script))
+    assert result.code == 1
+    assert one_error_line(result.err).startswith(f"openai-sse: error: {script}: {where}")
