@@ -30,6 +30,7 @@ from .errors import (
     StreamCancelled,
     status_error,
 )
+from .responses.client import Responses
 from .retries import RetryPolicy
 from .sse.decoder import DEFAULT_MAX_EVENT_SIZE
 from .transport import EventSource, EventSourceFactory, EventSourceListener, Request, Timeout
@@ -138,6 +139,7 @@ class Client:
         self._calls: set[asyncio.Task[Any]] = set()
         self._closed_calls: set[asyncio.Task[Any]] = set()
         self.chat = Chat(self)
+        self.responses = Responses(self)
 
     @property
     def max_retries(self) -> int:

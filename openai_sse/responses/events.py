@@ -516,6 +516,12 @@ def decode_event(data: str | bytes) -> ResponseStreamEvent:
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _malformed("response event", data, f"invalid JSON ({exc})") from None
     setattr(event, _RAW, data)
+    if isinstance(event, _ResponseEvent):
+        # The response inside keeps its own JSON too, so the final object's to_dict() and
+        # model_extra show every field the server sent. These events are few per stream.
+        inner = msgspec.json.decode(data).get("response")
+        if isinstance(inner, dict):
+            setattr(event.response, _RAW, msgspec.json.encode(inner))
     return event
 
 

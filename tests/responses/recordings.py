@@ -4,6 +4,7 @@ of the project's shared fixtures; ``SOURCES.md`` there says where each came from
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,26 @@ def matches(ours: Any, theirs: Any) -> bool:
             and all(matches(a, b) for a, b in zip(ours, theirs, strict=True))
         )
     return bool(ours == theirs)
+
+
+def events_of(name: str) -> list[bytes]:
+    """The recording's terminated events as separate SSE blocks (``event:`` + ``data:``)."""
+    text = body(name).decode()
+    return [(block + "\n\n").encode() for block in text.split("\n\n")[:-1]]
+
+
+def without_event_lines(raw: bytes) -> bytes:
+    """The same stream as a server that sends no ``event:`` lines would."""
+    lines = raw.split(b"\n")
+    return b"\n".join(line for line in lines if not line.startswith(b"event:"))
+
+
+def pieces(raw: bytes, rng: random.Random, largest: int = 40) -> list[bytes]:
+    """``raw`` cut at random places into reads of 1 to ``largest`` bytes."""
+    out = []
+    i = 0
+    while i < len(raw):
+        n = rng.randint(1, largest)
+        out.append(raw[i : i + n])
+        i += n
+    return out
