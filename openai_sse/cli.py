@@ -126,7 +126,7 @@ def _http_url(text: str) -> str | None:
     except ValueError as error:
         return f"{text!r} is not a valid URL ({error})"
     if parts.scheme not in ("http", "https"):
-        if not parts.scheme:
+        if not parts.scheme or "://" not in text:
             return f"{text!r} is not a URL; expected http://HOST[:PORT]/v1 or https://..."
         return f"{text!r} uses {parts.scheme}://; only http:// and https:// are supported"
     if not parts.hostname:

@@ -596,7 +596,10 @@ async def test_a_bad_base_url_is_a_usage_error_at_once(url: str, reason: str) ->
 async def test_a_bad_base_url_in_the_environment_is_named() -> None:
     result = await run_cli("chat", "hi", env=cli_env(OPENAI_BASE_URL="localhost:8000/v1"))
     assert result.code == 2
-    assert "error: OPENAI_BASE_URL: " in result.err
+    assert result.err.endswith(
+        "openai-sse chat: error: OPENAI_BASE_URL: 'localhost:8000/v1' is not a URL; "
+        "expected http://HOST[:PORT]/v1 or https://...\n"
+    )
 
 
 @pytest.mark.parametrize(
