@@ -29,6 +29,13 @@ from .errors import (
     StreamError,
     UnprocessableEntityError,
 )
+from .responses import (
+    Response,
+    ResponseDispatcher,
+    ResponseListener,
+    ResponseStream,
+    ResponseStreamEvent,
+)
 from .retries import RetryPolicy
 from .sse import ServerSentEvent, SSEDecoder, encode_event
 from .transport import (
@@ -68,6 +75,11 @@ __all__ = [
     "Reconnect",
     "RedirectError",
     "Request",
+    "Response",
+    "ResponseDispatcher",
+    "ResponseListener",
+    "ResponseStream",
+    "ResponseStreamEvent",
     "RetryPolicy",
     "SSEDecoder",
     "ServerSentEvent",
