@@ -19,6 +19,7 @@ import asyncio
 import difflib
 import inspect
 import logging
+import sys
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
@@ -39,7 +40,6 @@ TERMINAL_HOOKS: Final = ("on_closed", "on_failure")
 
 # Every hook name of every API, for the spelling check (one listener may watch several APIs).
 _KNOWN_HOOKS: set[str] = set()
-_CHECKED_CLASSES: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 class ListenerHookWarning(UserWarning):
@@ -66,9 +66,13 @@ class Fanout:
     LISTENER: ClassVar[type] = object
     """The API's listener base class: its inherited no-op hooks are not called at all."""
 
+    # Listener class -> why it cannot be registered (None: it can); checked once per class.
+    _verdicts: ClassVar[weakref.WeakKeyDictionary[type, str | None]] = weakref.WeakKeyDictionary()
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _KNOWN_HOOKS.update(cls.HOOKS)
+        cls._verdicts = weakref.WeakKeyDictionary()
 
     def __init__(self, stream: object, listeners: Iterable[object] = ()) -> None:
         self.stream = stream
@@ -92,7 +96,8 @@ class Fanout:
         some of its hooks). Safe while streaming: it receives events from the next one on.
 
         Raises :class:`TypeError` for an object with none of the hooks (``listeners=[42]``) or
-        a class passed instead of an instance, and warns (:class:`ListenerHookWarning`, once
+        a class passed instead of an instance or a hook that cannot take this API's arguments
+        (``on_open(self, stream, response)``), and warns (:class:`ListenerHookWarning`, once
         per class) about a method named almost like a hook (``on_contnet``).
         """
         if listener in self._listeners:
@@ -126,10 +131,39 @@ class Fanout:
                 f"of the hooks {', '.join(hooks)}."
             )
         cls = type(listener)
-        if cls in _CHECKED_CLASSES:
-            return
-        _CHECKED_CLASSES.add(cls)
-        known = _KNOWN_HOOKS | set(hooks)
+        verdicts = type(self)._verdicts
+        if cls not in verdicts:
+            verdicts[cls] = self._signature_problem(listener)
+            self._warn_misspelled(cls)
+        problem = verdicts[cls]
+        if problem is not None:
+            raise TypeError(problem)
+
+    def _signature_problem(self, listener: object) -> str | None:
+        """A hook that cannot take the arguments this API passes would fail on every call."""
+        base = self.LISTENER
+        for name in self.HOOKS:
+            expected = getattr(base, name, None)
+            method = getattr(listener, name, None)
+            if expected is None or method is None:
+                continue
+            if getattr(method, "__func__", None) is expected:
+                continue
+            try:
+                params = list(inspect.signature(expected).parameters)[1:]  # after self
+                inspect.signature(method).bind(*params)
+            except ValueError:
+                continue  # no signature to read (a builtin): trust it
+            except TypeError:
+                hint = " (the response is stream.response)" if name == "on_open" else ""
+                return (
+                    f"{type(listener).__qualname__}.{name} cannot be called as "
+                    f"{name}({', '.join(params)}), the way {base.__name__} defines it{hint}."
+                )
+        return None
+
+    def _warn_misspelled(self, cls: type) -> None:
+        known = _KNOWN_HOOKS | set(self.HOOKS)
         for name in dir(cls):
             if name in known or name.startswith("_") or not name.lower().startswith("on"):
                 continue
@@ -141,7 +175,7 @@ class Fanout:
                     f"{cls.__qualname__}.{name} is not a listener hook and will never be "
                     f"called; did you mean {close[0]}?",
                     ListenerHookWarning,
-                    stacklevel=3,
+                    stacklevel=_user_stacklevel(),
                 )
 
     def _rebuild(self) -> None:
@@ -294,3 +328,15 @@ class Fanout:
         self._failures.clear()
         if repeated:
             logger.error("Listener failures in this stream: %s", "; ".join(repeated))
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside this package."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        "openai_sse."
+    ):
+        frame = frame.f_back
+        level += 1
+    return level

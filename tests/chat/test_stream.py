@@ -587,9 +587,27 @@ async def test_a_misspelled_hook_warns_with_the_closest_hook(
         def on_contnet(self, stream: ChatStream, delta: str, index: int) -> None:
             pass
 
-    with pytest.warns(ListenerHookWarning, match=r"Misspelled\.on_contnet .*on_content\?"):
+    with pytest.warns(ListenerHookWarning, match=r"Misspelled\.on_contnet .*on_content\?") as w:
         stream = client.chat.stream(model="m", messages=MESSAGES, listeners=[Misspelled()])
+    assert w[0].filename == __file__  # points at the user's call
     await stream
+
+
+async def test_a_hook_with_the_wrong_signature_is_rejected_at_the_call(
+    server: LocalServer, client: Client
+) -> None:
+    route(server, serving(sse_bytes(PLAIN)))
+
+    class OldStyle(ChatListener):
+        def on_open(self, stream: ChatStream, response: Any) -> None:  # type: ignore[override]
+            pass
+
+    for _ in range(2):  # checked once per class, rejected every time
+        with pytest.raises(
+            TypeError, match=r"OldStyle\.on_open cannot be called as on_open\(stream\)"
+        ):
+            client.chat.stream(model="m", messages=MESSAGES, listeners=[OldStyle()])
+    assert server.requests == []
 
 
 # -- metrics and messages ------------------------------------------------------------------------
