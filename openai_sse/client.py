@@ -30,6 +30,7 @@ from .errors import (
     StreamCancelled,
     status_error,
 )
+from .listeners.structured import structured_output
 from .responses.client import Responses
 from .retries import RetryPolicy
 from .sse.decoder import DEFAULT_MAX_EVENT_SIZE
@@ -413,6 +414,10 @@ class Chat:
             body["stream_options"] = options
         if extra_body:
             body.update(extra_body)
+        listeners = tuple(listeners)
+        structured = structured_output(body, listeners)
+        if structured is not None:  # parses content / arguments ahead of the other listeners
+            listeners = (structured, *listeners)
         request = client._request("chat/completions", body, extra_headers)
         deadline = client._deadline()
         connect = client._connect(request, deadline)
@@ -434,9 +439,13 @@ class Chat:
         body.pop("stream", None)
         if extra_body:
             body.update(extra_body)
-        return await self._client._post_json(
+        structured = structured_output(body, ())
+        completion = await self._client._post_json(
             "chat/completions", body, extra_headers, decode_completion
         )
+        if structured is not None:
+            structured.complete(completion)
+        return completion
 
 
 def _messages(messages: object) -> list[Any]:

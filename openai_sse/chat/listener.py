@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from ..listeners.structured import PartialToolCall
     from .models import (
         ChatCompletion,
         ChatCompletionChunk,
@@ -66,6 +67,21 @@ class ChatListener:
         self, stream: ChatStream, tool_call: ChatCompletionMessageToolCall, index: int
     ) -> Awaitable[None] | None:
         """A tool call whose arguments are complete."""
+        return None
+
+    def on_partial_content(
+        self, stream: ChatStream, value: Any, index: int
+    ) -> Awaitable[None] | None:
+        """Structured output: the answer of choice ``index`` parsed as far as it has streamed.
+
+        Called when the value grew; ``value`` is the same dict/list, updated in place (copy it
+        to keep a snapshot). Only with ``response_format=`` a model, schema or JSON format."""
+        return None
+
+    def on_partial_arguments(
+        self, stream: ChatStream, tool_call: PartialToolCall, value: Any, index: int
+    ) -> Awaitable[None] | None:
+        """Structured output: a tool call's arguments parsed as far as they have streamed."""
         return None
 
     def on_usage(self, stream: ChatStream, usage: CompletionUsage) -> Awaitable[None] | None:

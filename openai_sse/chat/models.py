@@ -232,9 +232,15 @@ class ChatCompletionChunk(_Payload):
 # ----------------------------------------------------------------------------- final completion
 
 
-class Function(msgspec.Struct):
+class Function(msgspec.Struct, dict=True):
     name: str = ""
     arguments: str = ""
+
+    @property
+    def parsed_arguments(self) -> Any:
+        """With structured output: the arguments parsed (and validated, for a tool class);
+        None otherwise. ``arguments`` keeps the text as it came."""
+        return self.__dict__.get("parsed_arguments")
 
 
 class FunctionCall(msgspec.Struct):
@@ -262,7 +268,7 @@ class Annotation(msgspec.Struct):
     url_citation: Optional[AnnotationURLCitation] = None
 
 
-class ChatCompletionMessage(msgspec.Struct):
+class ChatCompletionMessage(msgspec.Struct, dict=True):
     """The assistant's message; ``reasoning`` holds the model's reasoning text, if any."""
 
     role: str = "assistant"
@@ -277,6 +283,12 @@ class ChatCompletionMessage(msgspec.Struct):
     def reasoning_content(self) -> str | None:
         """DeepSeek's name for :attr:`reasoning`."""
         return self.reasoning
+
+    @property
+    def parsed(self) -> Any:
+        """With ``response_format=Model``: the answer validated as ``Model``; None otherwise
+        and after a refusal. ``content`` keeps the text as it came."""
+        return self.__dict__.get("parsed")
 
 
 class Choice(msgspec.Struct):
