@@ -88,7 +88,7 @@ class Page:
         result: str | None = await self.run(self.driver.execute_script, script)
         return result
 
-    async def wait(self, script: str, timeout: float = 5.0) -> Any:
+    async def wait(self, script: str, timeout: float = 10.0) -> Any:
         """Wait until ``script`` returns something truthy in the page, and return it."""
 
         def until() -> Any:
