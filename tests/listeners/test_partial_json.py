@@ -129,24 +129,24 @@ def test_same_object_updated_in_place() -> None:
     assert first == {"a": [1, "b"]}
 
 
-@pytest.mark.parametrize(
-    ("pieces", "expected"),
-    [
-        (['"\\', 'u00e9"'], "é"),
-        (['"\\u00', 'e9"'], "é"),
-        (['"\\ud83d', '\\ude00"'], "😀"),
-        (['"\\ud83d\\u', 'de00"'], "😀"),
-        (['"\\ud83d\\ude0', '0"'], "😀"),
-        (['"\\ud83d"'], "\ud83d"),  # a lone surrogate, as json.loads gives
-        (['"\\ude00x"'], "\ude00x"),
-        (['"\\ud83d', "x", '"'], "\ud83dx"),
-    ],
-)
-def test_escapes_split_across_deltas(pieces: list[str], expected: str) -> None:
-    parser = PartialJSONParser()
-    for piece in pieces:
-        parser.feed(piece)
-    assert parser.end() == expected == json.loads("".join(pieces))
+ESCAPE_CASES = [
+    (['"\\', 'u00e9"'], "é"),
+    (['"\\u00', 'e9"'], "é"),
+    (['"\\ud83d', '\\ude00"'], "😀"),
+    (['"\\ud83d\\u', 'de00"'], "😀"),
+    (['"\\ud83d\\ude0', '0"'], "😀"),
+    (['"\\ud83d"'], "\ud83d"),  # a lone surrogate, as json.loads gives
+    (['"\\ude00x"'], "\ude00x"),
+    (['"\\ud83d', "x", '"'], "\ud83dx"),
+]
+
+
+def test_escapes_split_across_deltas() -> None:
+    for pieces, expected in ESCAPE_CASES:
+        parser = PartialJSONParser()
+        for piece in pieces:
+            parser.feed(piece)
+        assert parser.end() == expected == json.loads("".join(pieces)), pieces
 
 
 def test_high_surrogate_waits_for_its_pair() -> None:
@@ -167,52 +167,52 @@ def _reject(name: str) -> None:
     raise ValueError(name)
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "[1,]",
-        '{"a":1,}',
-        "01",
-        "-",
-        "1.",
-        ".5",
-        "+1",
-        "1e",
-        '"\x01"',
-        '"\\x"',
-        '"\\u12g4"',
-        "[1 2]",
-        '{"a" 1}',
-        "{1: 2}",
-        "nul1",
-        "True",
-        "NaN",
-        "-Infinity",
-        "1 2",
-        "{} x",
-        "'a'",
-        "[}",
-        "{]",
-    ],
-)
-def test_invalid_json_raises_typed_error_keeping_the_text(text: str) -> None:
-    with pytest.raises(ValueError):  # NaN and Infinity are Python's extension, not JSON
-        json.loads(text, parse_constant=_reject)
-    parser = PartialJSONParser()
-    with pytest.raises(PartialJSONError) as info:
-        _feed_all(parser, text)
-    assert isinstance(info.value, ProtocolError)
-    fed = info.value.text  # everything fed up to the character that revealed the error
-    assert text.startswith(fed)
-    assert 0 <= info.value.position <= len(fed)
+INVALID = [
+    "[1,]",
+    '{"a":1,}',
+    "01",
+    "-",
+    "1.",
+    ".5",
+    "+1",
+    "1e",
+    '"\x01"',
+    '"\\x"',
+    '"\\u12g4"',
+    "[1 2]",
+    '{"a" 1}',
+    "{1: 2}",
+    "nul1",
+    "True",
+    "NaN",
+    "-Infinity",
+    "1 2",
+    "{} x",
+    "'a'",
+    "[}",
+    "{]",
+]
 
 
-@pytest.mark.parametrize("text", ["", "   ", "[", '{"a"', '{"a":', '"abc', "tr", '"\\u00'])
-def test_incomplete_document_raises_on_end(text: str) -> None:
-    parser = PartialJSONParser()
-    parser.feed(text)
-    with pytest.raises(PartialJSONError, match="end of JSON"):
-        parser.end()
+def test_invalid_json_raises_typed_error_keeping_the_text() -> None:
+    for text in INVALID:
+        with pytest.raises(ValueError):  # NaN and Infinity are Python's extension, not JSON
+            json.loads(text, parse_constant=_reject)
+        parser = PartialJSONParser()
+        with pytest.raises(PartialJSONError) as info:
+            _feed_all(parser, text)
+        assert isinstance(info.value, ProtocolError)
+        fed = info.value.text  # everything fed up to the character that revealed the error
+        assert text.startswith(fed)
+        assert 0 <= info.value.position <= len(fed)
+
+
+def test_incomplete_document_raises_on_end() -> None:
+    for text in ["", "   ", "[", '{"a"', '{"a":', '"abc', "tr", '"\\u00']:
+        parser = PartialJSONParser()
+        parser.feed(text)
+        with pytest.raises(PartialJSONError, match="end of JSON"):
+            parser.end()
 
 
 def test_error_position_is_absolute_across_deltas() -> None:
