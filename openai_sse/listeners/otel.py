@@ -263,6 +263,8 @@ class OpenTelemetryListener:
             response = _response_attributes(result)
             if "gen_ai.response.model" in response:
                 common["gen_ai.response.model"] = response["gen_ai.response.model"]
+                if "gen_ai.request.model" not in common:  # following a stored response
+                    span.update_name(f"chat {response['gen_ai.response.model']}")
             started = stream.metrics.started
             if watch.first is not None:
                 response["gen_ai.response.time_to_first_chunk"] = watch.first - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -245,3 +246,62 @@ def test_provider_name() -> None:
     ]
     for url, name in cases:
         assert provider_name(url) == name, url
+
+
+async def test_responses_stream_gives_one_span_and_the_metrics(server: MockServer) -> None:
+    server.enqueue(Reply(text=["Bonjour", " tout", " le", " monde"]))
+    telemetry = Telemetry()
+    async with Client(base_url=server.base_url, api_key="sk-test") as client:
+        response = await client.responses.stream(
+            model="gpt-4o-mini",
+            input="Say hello in French",
+            listeners=[telemetry.listener],
+            max_output_tokens=64,
+            temperature=0.2,
+        )
+    span = telemetry.span()
+    assert span.name == "chat gpt-4o-mini"
+    assert span.kind is SpanKind.CLIENT
+    assert span.status.status_code is StatusCode.UNSET
+    attributes = dict(span.attributes or {})
+    assert attributes["openai.api.type"] == "responses"
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.request.max_tokens"] == 64
+    assert attributes["gen_ai.request.temperature"] == 0.2
+    assert attributes["gen_ai.response.id"] == response.id
+    assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    assert response.usage is not None
+    assert attributes["gen_ai.usage.input_tokens"] == response.usage.input_tokens
+    assert attributes["gen_ai.usage.output_tokens"] == response.usage.output_tokens
+    assert attributes["gen_ai.response.time_to_first_chunk"] > 0
+    points = telemetry.points()
+    assert points["gen_ai.client.operation.duration"][0].count == 1
+    assert {p.attributes["gen_ai.token.type"] for p in points["gen_ai.client.token.usage"]} == {
+        "input",
+        "output",
+    }
+    assert points["gen_ai.client.operation.time_to_first_chunk"][0].count == 1
+    assert points["gen_ai.client.operation.time_per_output_chunk"][0].count >= 4
+
+
+async def test_client_close_ends_the_span_of_an_unfinished_stream() -> None:
+    async with MockServer(delay=0.5) as slow:
+        telemetry = Telemetry()
+        client = Client(base_url=slow.base_url, api_key="sk-test")
+        opened = asyncio.Event()
+
+        class Opened(ChatListener):
+            def on_open(self, stream: Any) -> None:
+                opened.set()
+
+        stream = client.chat.stream(
+            model="gpt-4o-mini", messages=MESSAGES, listeners=[telemetry.listener, Opened()]
+        )
+        await opened.wait()
+        await client.close()
+        assert stream.done
+        with pytest.raises(StreamCancelled):
+            await stream
+    span = telemetry.span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert dict(span.attributes or {})["error.type"] == "openai_sse.StreamCancelled"
