@@ -433,10 +433,14 @@ class EventSource:
 
     async def _read_events(self, response: aiohttp.ClientResponse) -> bool:
         """Read to EOF, delivering events; returns whether any event was delivered."""
-        on_event = self._listener.on_event
+        on_event: Any = self._listener.on_event
+        # A listener that parses event data itself declares ``_event_data_bytes = True`` and
+        # gets the UTF-8 bytes as read (no text decoding, no event object per event); every
+        # other listener gets ``str``, invalid UTF-8 replaced.
+        as_bytes = getattr(self._listener, "_event_data_bytes", False)
         content = response.content
         readany = content.readany
-        feed = self._decoder.feed
+        feed = self._decoder.feed_raw
         clock = self._loop.time
         comments_count = self._timeout.idle_counts_comments
         delivered = False
@@ -475,7 +479,17 @@ class EventSource:
                 if self._stop_reason is not None:
                     raise _Stop
                 self.events_received += 1
-                result = on_event(self, event.id, event.type, event.data)
+                if isinstance(event, bytes):
+                    event_id = event_type = None
+                    payload = event
+                else:
+                    event_id, event_type, payload = event
+                result = on_event(
+                    self,
+                    event_id,
+                    event_type,
+                    payload if as_bytes else payload.decode("utf-8", "replace"),
+                )
                 if result is not None:
                     self._in_hook = True
                     try:
