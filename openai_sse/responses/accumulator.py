@@ -149,10 +149,13 @@ class ResponseAccumulator:
     delta implies.
     """
 
-    __slots__ = ("_base", "_final", "_items", "_snapshot", "_usage")
+    __slots__ = ("_base", "_final", "_items", "_last", "_snapshot", "_usage")
 
     def __init__(self) -> None:
         self._base = Response()
+        # (output_index, content_index, part, item) of the last text delta: the next one
+        # almost always continues it.
+        self._last: tuple[int, int, _Part, _Item] | None = None
         self._items: dict[int, _Item] = {}
         self._final: Response | None = None
         self._usage: ResponseUsage | None = None
@@ -175,6 +178,12 @@ class ResponseAccumulator:
         return snapshot
 
     @property
+    def response_id(self) -> str:
+        """The response's id, once an event told it."""
+        final = self._final
+        return final.id if final is not None else self._base.id
+
+    @property
     def usage(self) -> ResponseUsage | None:
         """The usage the stream reported (it arrives with the terminal event)."""
         return self._usage
@@ -187,9 +196,19 @@ class ResponseAccumulator:
     def add(self, event: ev.ResponseStreamEvent) -> None:
         """Merge one event into the response."""
         self._snapshot = None
-        cls = type(event)
+        cls = event.__class__
         if cls is ev.ResponseTextDeltaEvent:  # the common case first
-            self._text(event).text.append(event.delta)  # type: ignore[union-attr]
+            last = self._last
+            index = event.output_index  # type: ignore[union-attr]
+            content = event.content_index  # type: ignore[union-attr]
+            if last is not None and last[0] == index and last[1] == content:
+                last[2].text.append(event.delta)  # type: ignore[union-attr]
+                last[3].built = None
+                return
+            item = self._item(index, event.item_id, ResponseOutputMessage)  # type: ignore[union-attr]
+            part = item.part(content, ResponseOutputText)
+            part.text.append(event.delta)  # type: ignore[union-attr]
+            self._last = (index, content, part, item)
             return
         handler = _HANDLERS.get(cls)
         if handler is not None:
@@ -224,21 +243,25 @@ class ResponseAccumulator:
         return item
 
     def _item_added(self, event: Any) -> None:
+        self._last = None
         if event.item is not None:
             self._items[event.output_index] = _Item(event.item)
 
     def _item_done(self, event: Any) -> None:
+        self._last = None
         if event.item is not None:
             item = self._items[event.output_index] = _Item(event.item)
             item.final = True
 
     def _part_added(self, event: Any) -> None:
+        self._last = None
         if event.part is None:
             return
         item = self._item(event.output_index, event.item_id, ResponseOutputMessage)
         item.parts[event.content_index] = _Part(event.part)
 
     def _part_done(self, event: Any) -> None:
+        self._last = None
         if event.part is None:
             return
         item = self._item(event.output_index, event.item_id, ResponseOutputMessage)

@@ -87,7 +87,6 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
         self._resumes = 0  # reconnections since the last new event
         self._last_sequence = -1 if starting_after is None else starting_after
         self._pending_error: StreamError | None = None
-        self._response_id = ""
         super().__init__(
             connect,
             ResponseDispatcher(self, listeners),
@@ -99,7 +98,7 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
     @property
     def response_id(self) -> str:
         """The id of the response, once ``response.created`` told it ("" before)."""
-        return self._response_id or self._accumulator.snapshot.id
+        return self._accumulator.response_id
 
     @property
     def last_sequence_number(self) -> int | None:
@@ -124,7 +123,7 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
         self._accumulator.add(event)
         self._received(event)
         pending = self.dispatcher.dispatch(event, None)
-        if not isinstance(event, _ENDINGS):
+        if event.__class__ not in _ENDINGS:
             return pending
         outcome = self._terminal_outcome(event)
         if outcome is None:
@@ -197,17 +196,14 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
         self._connect = self._resume(self.response_id, self._last_sequence)
         self._retry_task = self._loop.create_task(self._retry(delay))
 
-    def _received(self, item: ev.ResponseStreamEvent) -> None:
-        if not self._response_id and isinstance(item, ev.ResponseCreatedEvent):
-            self._response_id = item.response.id
-        super()._received(item)
 
-
-_ENDINGS = (
-    ev.ResponseCompletedEvent,
-    ev.ResponseIncompleteEvent,
-    ev.ResponseFailedEvent,
-    ev.ResponseErrorEvent,
+_ENDINGS: frozenset[type[Any]] = frozenset(
+    (
+        ev.ResponseCompletedEvent,
+        ev.ResponseIncompleteEvent,
+        ev.ResponseFailedEvent,
+        ev.ResponseErrorEvent,
+    )
 )
 
 
