@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 
-from openai_sse import ChatListener, Client, StreamCancelled
+from openai_sse import ChatListener, ChatStream, Client, StreamCancelled
+from openai_sse.chat.params import ChatCompletionMessageParam
 from openai_sse.testing import MockServer
 
-MESSAGES = [{"role": "user", "content": "Tell me about server-sent events"}]
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Tell me about server-sent events"}
+]
 
 
 class Printer(ChatListener):
@@ -20,13 +23,13 @@ class Printer(ChatListener):
         self.limit = limit
         self.pieces = 0
 
-    def on_content(self, stream, delta, index):
+    def on_content(self, stream: ChatStream, delta: str, index: int) -> None:
         print(delta, end="", flush=True)
         self.pieces += 1
         if self.pieces == self.limit:
             stream.cancel()  # from inside a hook: no later chunk is delivered
 
-    def on_failure(self, stream, error):
+    def on_failure(self, stream: ChatStream, error: BaseException) -> None:
         print(f"\n  on_failure({type(error).__name__})")
 
 
@@ -36,8 +39,8 @@ async def main() -> None:
         stream = client.chat.stream(model="gpt-4o-mini", messages=MESSAGES, listeners=[Printer(8)])
         try:
             await stream
-        except StreamCancelled as error:
-            partial = error.snapshot.choices[0].message.content
+        except StreamCancelled:
+            partial = stream.snapshot.choices[0].message.content  # also error.snapshot
             print(f"  await raised StreamCancelled; partial answer: {partial!r}")
         await server.wait_disconnect(count=1)
         print("  the server saw the client disconnect")

@@ -11,28 +11,30 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from openai_sse import ChatListener, Client
+from openai_sse import ChatCompletion, ChatListener, ChatStream, Client
+from openai_sse.chat import CompletionUsage
 from openai_sse.testing import MockServer
 
 
 class TypingListener(ChatListener):
     """Writes each piece of the answer the moment it arrives."""
 
-    def on_open(self, stream):
+    def on_open(self, stream: ChatStream) -> None:
         response = stream.response
-        print(f"[HTTP {response.status}, request id {response.headers.get('x-request-id')}]")
+        if response is not None:
+            print(f"[HTTP {response.status}, request id {response.headers.get('x-request-id')}]")
 
-    def on_content(self, stream, delta, index):
+    def on_content(self, stream: ChatStream, delta: str, index: int) -> None:
         sys.stdout.write(delta)
         sys.stdout.flush()
 
-    def on_usage(self, stream, usage):
+    def on_usage(self, stream: ChatStream, usage: CompletionUsage) -> None:
         print(f"\n[{usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens]")
 
-    def on_closed(self, stream, completion):
+    def on_closed(self, stream: ChatStream, completion: ChatCompletion) -> None:
         print(f"[finished: {completion.choices[0].finish_reason}]")
 
-    def on_failure(self, stream, error):
+    def on_failure(self, stream: ChatStream, error: BaseException) -> None:
         print(f"\n[failed: {type(error).__name__}: {error}]")
 
 

@@ -13,7 +13,13 @@ from aiohttp import web
 
 from openai_sse import encode_event
 from openai_sse.sse import encode_comment
-from openai_sse.transport import EventSourceListener, EventSources, Reconnect, Request
+from openai_sse.transport import (
+    EventSource,
+    EventSourceListener,
+    EventSources,
+    Reconnect,
+    Request,
+)
 
 # -- a small server --------------------------------------------------------------------------
 
@@ -99,10 +105,12 @@ class PrintingListener(EventSourceListener):
         self.cancel_after = cancel_after
         self.events = 0
 
-    def on_open(self, source, response):
+    def on_open(self, source: EventSource, response: aiohttp.ClientResponse) -> None:
         print(f"  [{self.name}] on_open     {response.status} {response.content_type}")
 
-    async def on_event(self, source, id, type, data):
+    async def on_event(
+        self, source: EventSource, id: str | None, type: str | None, data: str
+    ) -> None:
         # Awaited before the next event is read: a slow listener slows the stream down.
         await asyncio.sleep(0)
         print(f"  [{self.name}] on_event    id={id!r} type={type!r} data={data!r}")
@@ -110,10 +118,12 @@ class PrintingListener(EventSourceListener):
         if self.events == self.cancel_after:
             source.cancel()  # no further on_event, even if more bytes are buffered
 
-    def on_closed(self, source):
+    def on_closed(self, source: EventSource) -> None:
         print(f"  [{self.name}] on_closed   last_event_id={source.last_event_id!r}")
 
-    async def on_failure(self, source, error, response):
+    async def on_failure(
+        self, source: EventSource, error: BaseException, response: aiohttp.ClientResponse | None
+    ) -> None:
         status = response.status if response is not None else None
         print(f"  [{self.name}] on_failure  {type(error).__name__}: {error} (response: {status})")
         body = getattr(error, "body", None)
