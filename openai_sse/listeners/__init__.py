@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .partial_json import PartialJSONError, PartialJSONParser, parse_partial
+from .structured import PartialToolCall, StructuredOutput, StructuredOutputError
 
 if TYPE_CHECKING:
     from .otel import OpenTelemetryListener
@@ -17,6 +18,9 @@ __all__ = [
     "OpenTelemetryListener",
     "PartialJSONError",
     "PartialJSONParser",
+    "PartialToolCall",
+    "StructuredOutput",
+    "StructuredOutputError",
     "parse_partial",
 ]
 
