@@ -86,6 +86,10 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
         self._resume_delay = resume_delay
         self._resumes = 0  # reconnections since the last new event
         self._last_sequence = -1 if starting_after is None else starting_after
+        # After a resume, events up to this number were delivered already; -1 once past it.
+        # Only then are numbers compared, so a server that numbers oddly (or repeats a number)
+        # loses nothing on a connection that never dropped.
+        self._skip_through = self._last_sequence
         self._pending_error: StreamError | None = None
         super().__init__(
             connect,
@@ -116,8 +120,10 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
         event = ev.decode_event(data)
         sequence = event.sequence_number
         if sequence is not None:
-            if sequence <= self._last_sequence:
-                return None  # seen before a resume
+            if self._skip_through >= 0:
+                if sequence <= self._skip_through:
+                    return None  # delivered before the resume
+                self._skip_through = -1
             self._last_sequence = sequence
         self._resumes = 0
         self._accumulator.add(event)
@@ -193,6 +199,7 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
         delay = self._resume_delay * (2**self._resumes)
         self._resumes += 1
         self.metrics.retries += 1
+        self._skip_through = self._last_sequence
         self._connect = self._resume(self.response_id, self._last_sequence)
         self._retry_task = self._loop.create_task(self._retry(delay))
 

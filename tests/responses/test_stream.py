@@ -376,3 +376,23 @@ async def test_async_hooks_are_awaited_in_order(server: LocalServer) -> None:
     async with _client(server) as client:
         response = await client.responses.stream(model="m", input="x", listeners=[Slow()])
     assert "".join(order) == response.output_text
+
+
+async def test_repeated_sequence_numbers_lose_nothing_without_a_resume(
+    server: LocalServer,
+) -> None:
+    """A compatible server that numbers every event 0 still delivers them all."""
+    name = "01_openai_text_emoji_no_sequence_number.sse"
+    raw = b"".join(
+        block.replace(b'data: {"type":', b'data: {"sequence_number":0,"type":')
+        for block in events_of(name)
+    )
+    server.route("/v1/responses", _in_pieces(raw, 12))
+    recorder = Recorder()
+    async with _client(server) as client:
+        response = await client.responses.stream(model="m", input="x", listeners=[recorder])
+    assert {e.sequence_number for e in recorder.events} == {0}
+    assert len(recorder.events) == len(events_of(name))
+    assert (
+        response.output_text == "".join(recorder.content) == "Hello! 🌍 How can I assist you today?"
+    )
