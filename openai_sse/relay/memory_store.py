@@ -12,7 +12,7 @@ __all__ = ["MemoryStore"]
 
 
 class _Log:
-    __slots__ = ("changed", "ended", "events", "expires", "first", "lease_until")
+    __slots__ = ("ended", "events", "expires", "first", "lease_until", "waiters")
 
     def __init__(self, lease_until: float, expires: float) -> None:
         self.events: list[StreamEvent] = []
@@ -20,7 +20,8 @@ class _Log:
         self.ended = False
         self.lease_until = lease_until
         self.expires = expires
-        self.changed = asyncio.Event()
+        # Futures of blocked readers, made only while somebody waits: appends stay cheap.
+        self.waiters: list[asyncio.Future[None]] = []
 
 
 class MemoryStore:
@@ -63,8 +64,11 @@ class MemoryStore:
             log.first += excess
         log.ended = kind in TERMINAL_KINDS
         log.expires = time.monotonic() + self.ttl
-        changed, log.changed = log.changed, asyncio.Event()
-        changed.set()
+        if log.waiters:
+            for waiter in log.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            log.waiters.clear()
         return event.id
 
     async def read(self, stream_id: str, after: str | None, *, timeout: float) -> list[StreamEvent]:
@@ -78,11 +82,18 @@ class MemoryStore:
             return []
         offset = max(start + 1 - log.first, 0)
         if offset >= len(log.events) and not log.ended:
-            changed = log.changed
-            try:
-                await asyncio.wait_for(changed.wait(), timeout)
-            except asyncio.TimeoutError:
+            if timeout <= 0:
                 return []
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            log.waiters.append(waiter)
+            timer = loop.call_later(timeout, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                if waiter in log.waiters:
+                    log.waiters.remove(waiter)
             offset = max(start + 1 - log.first, 0)
         return log.events[offset:]
 
@@ -114,3 +125,8 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"<MemoryStore streams={len(self._logs)}>"
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -1,0 +1,413 @@
+"""The relay under load: extra latency, CPU per chunk, and resuming on another instance.
+
+    .venv/bin/python benchmarks/bench_relay.py                 # 1,000 streams, 50 chunks/s, 10 s
+    .venv/bin/python benchmarks/bench_relay.py --streams 250 --seconds 5 --only load
+
+Three processes: the benchmark server (``benchmarks/server.py``, paced mode: every chunk's id
+is ``chatcmpl-<time.time_ns() at the write>``), one relay process (this file with
+``--serve-relay``), and this process reading the streams. A chunk's lag is the time from the
+upstream's write to this process reading it, on the shared wall clock.
+
+* **load**: N streams started over 1 s, each ``POST /v1/streams`` then ``GET
+  /v1/streams/{id}``, through the relay; then the same N streams read straight from the
+  upstream by the same reader. The relay's extra latency is the difference of the two p99s,
+  over the steady window (every stream open). Relay CPU per chunk is the relay process's CPU
+  time over the chunks relayed in that window.
+* **resume**: two relay processes on one redis-server. A stream starts on A, 20 events are
+  read there, the connection drops, and B is asked for the rest with ``Last-Event-ID``: the
+  time to B's first replayed event, repeated ``--resumes`` times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+import aiohttp  # noqa: E402
+import contenders  # noqa: E402
+from run import RAMP_UP, Lags, _drive, markdown, percentile  # noqa: E402
+from server import ServerProcess  # noqa: E402
+
+_CHUNK_ID = re.compile(rb'"id":"chatcmpl-(\d+)"')
+RESUME_AFTER = 20
+
+
+# -- the relay process -------------------------------------------------------------------------
+
+
+async def serve_relay(upstream: str, redis: str | None, n: int, rate: float) -> None:
+    """Run a relay whose upstream requests ask the benchmark server for paced streams."""
+    from openai_sse import Client, Timeout
+    from openai_sse.relay import Relay
+
+    store: Any = None
+    if redis:
+        from openai_sse.relay import RedisStore
+
+        store = RedisStore(redis)
+    headers = contenders.bench_headers(n, "paced", rate=rate)
+    timeout = Timeout(connect=60.0, first_event=120.0, idle=120.0)
+    client = Client(
+        api_key="bench", base_url=upstream, default_headers=headers, timeout=timeout, max_retries=0
+    )
+    relay = Relay(client=client, store=store, grace=120.0)
+    await relay.start()
+    print(f"PORT {relay.url.rsplit(':', 1)[1]}", flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
+    await relay.close()
+    await client.close()
+    if store is not None:
+        await store.close()
+
+
+class RelayProcess(ServerProcess):
+    """A relay child process; CPU time read like the benchmark server's."""
+
+    def __init__(self, upstream: str, n: int, rate: float, redis: str | None = None) -> None:
+        super().__init__()
+        self.args = ["--upstream", upstream, "--n", str(n), "--rate", str(rate)]
+        if redis:
+            self.args += ["--redis", redis]
+
+    def start(self) -> RelayProcess:
+        process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve-relay", *self.args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._process = process
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"relay did not start: {line!r}")
+        self.port = int(line.split()[1])
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+# -- readers -------------------------------------------------------------------------------------
+
+
+class RelayLags(Lags):
+    """Lags, plus the relay's CPU time at the edges of the steady window."""
+
+    def __init__(self, streams: int, relay: RelayProcess | None) -> None:
+        super().__init__(streams)
+        self.relay = relay
+        self.relay_cpu: dict[str, float] = {}
+
+    def first(self) -> None:
+        super().first()
+        if self.waiting == 0 and self.relay is not None:
+            self.relay_cpu["start"] = self.relay.cpu_seconds()
+
+    def finished(self) -> None:
+        if "end" not in self.window and self.relay is not None:
+            self.relay_cpu["end"] = self.relay.cpu_seconds()
+        super().finished()
+
+    def relay_cpu_us(self) -> float | None:
+        if "start" not in self.window or "end" not in self.window or not self.relay_cpu:
+            return None
+        chunks = self.window["end"][1] - self.window["start"][1]
+        spent = self.relay_cpu["end"] - self.relay_cpu["start"]
+        return spent / chunks * 1e6 if chunks else None
+
+
+def _reader(record: Lags, n: int) -> Callable[[aiohttp.ClientResponse], Awaitable[bool]]:
+    """Reads one event stream (the relay's or the upstream's) and records every chunk's lag."""
+    sent = record.sent.append
+    lag = record.lags.append
+    now = time.time_ns
+    search = _CHUNK_ID.search
+
+    async def read(response: aiohttp.ClientResponse) -> bool:
+        count = 0
+        rest = b""
+        async for data in response.content.iter_any():
+            *blocks, rest = (rest + data).split(b"\n\n")
+            for block in blocks:
+                if block.startswith((b"event:", b":", b"retry:")) or block == b"data: [DONE]":
+                    continue  # the terminal event, a keep-alive, the reconnection delay
+                match = search(block)
+                if match is None:
+                    continue
+                at = int(match.group(1))
+                sent(at)
+                lag(now() - at)
+                if not count:
+                    record.first()
+                count += 1
+        record.finished()
+        return count == n
+
+    return read
+
+
+async def through_relay(
+    relay: RelayProcess, streams: int, n: int, deadline: float
+) -> tuple[int, RelayLags]:
+    session = contenders.new_session()
+    record = RelayLags(streams, relay)
+    read = _reader(record, n)
+    body = {k: v for k, v in contenders.BODY.items() if k != "stream"}
+
+    async def one() -> bool:
+        async with session.post(relay.url + "/v1/streams", json=body) as reply:
+            stream_id = (await reply.json())["id"]
+        async with session.get(f"{relay.url}/v1/streams/{stream_id}") as response:
+            return await read(response)
+
+    return await _drive(
+        record, streams, RAMP_UP, deadline, lambda: asyncio.ensure_future(one()), session.close
+    )
+
+
+async def direct(
+    upstream: ServerProcess, streams: int, n: int, rate: float, deadline: float
+) -> tuple[int, RelayLags]:
+    session = contenders.new_session()
+    record = RelayLags(streams, None)
+    read = _reader(record, n)
+    headers = contenders.bench_headers(n, "paced", rate=rate)
+    url = upstream.base_url + "/chat/completions"
+
+    async def one() -> bool:
+        async with session.post(url, json=contenders.BODY, headers=headers) as response:
+            return await read(response)
+
+    return await _drive(
+        record, streams, RAMP_UP, deadline, lambda: asyncio.ensure_future(one()), session.close
+    )
+
+
+def lag_summary(record: Lags) -> dict[str, float | None]:
+    pairs = zip(record.sent, record.lags, strict=True)
+    steady = [lag / 1e6 for at, lag in pairs if at >= record.ready_ns]
+    if not record.ready_ns:
+        steady = []
+    return {
+        "p50": percentile(steady, 0.5),
+        "p99": percentile(steady, 0.99),
+        "max": max(steady) if steady else None,
+        "chunks": len(steady),
+    }
+
+
+async def load(streams: int, rate: float, seconds: float) -> dict[str, Any]:
+    n = max(int(rate * seconds), 3)
+    deadline = seconds * 1.5 + RAMP_UP + 10.0
+    with ServerProcess() as upstream:
+        with RelayProcess(upstream.base_url, n, rate) as relay:
+            cpu0, wall0 = relay.cpu_seconds(), time.perf_counter()
+            completed, relayed = await through_relay(relay, streams, n, deadline)
+            relay_share = (relay.cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
+        direct_completed, straight = await direct(upstream, streams, n, rate, deadline)
+    via, base = lag_summary(relayed), lag_summary(straight)
+    extra = via["p99"] - base["p99"] if via["p99"] is not None and base["p99"] else None
+    return {
+        "streams": streams,
+        "rate": rate,
+        "seconds": seconds,
+        "completed": completed,
+        "direct_completed": direct_completed,
+        "chunks": len(relayed.lags),
+        "expected_chunks": streams * n,
+        "relay_lag_ms": via,
+        "direct_lag_ms": base,
+        "extra_p99_ms": extra,
+        "relay_cpu_us_per_chunk": relayed.relay_cpu_us(),
+        "relay_cpu_share": relay_share,
+        "phases_s": relayed.marks,
+    }
+
+
+# -- resume on another instance ----------------------------------------------------------------
+
+
+def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is needed for the resume scenario")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    directory = tempfile.mkdtemp(prefix="bench-redis-")
+    options = {"port": str(port), "bind": "127.0.0.1", "save": "", "appendonly": "no"}
+    command = [binary, "--dir", directory]
+    for name, value in options.items():
+        command += [f"--{name}", value]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.02)
+    return process, f"redis://127.0.0.1:{port}/0", directory
+
+
+async def first_event(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> float:
+    """Seconds from the request to the first event with an id (not the retry hint)."""
+    started = time.perf_counter()
+    async with session.get(url, headers=headers) as response:
+        rest = b""
+        async for data in response.content.iter_any():
+            *blocks, rest = (rest + data).split(b"\n\n")
+            if any(block.startswith(b"id:") for block in blocks):
+                return time.perf_counter() - started
+    raise RuntimeError("the stream ended without an event")
+
+
+async def resume(resumes: int, rate: float) -> dict[str, Any]:
+    redis, redis_url, directory = start_redis()
+    n = int(rate * 4)
+    try:
+        with (
+            ServerProcess() as upstream,
+            RelayProcess(upstream.base_url, n, rate, redis_url) as a,
+            RelayProcess(upstream.base_url, n, rate, redis_url) as b,
+        ):
+            async with contenders.new_session() as session:
+                times = await _resumes(session, a, b, resumes)
+    finally:
+        redis.terminate()
+        redis.wait(5)
+        shutil.rmtree(directory, ignore_errors=True)
+    ms = [t * 1000 for t in times]
+    return {
+        "resumes": resumes,
+        "after_events": RESUME_AFTER,
+        "first_replayed_ms": {
+            "p50": statistics.median(ms),
+            "p99": percentile(ms, 0.99),
+            "max": max(ms),
+        },
+    }
+
+
+async def _resumes(
+    session: aiohttp.ClientSession, a: RelayProcess, b: RelayProcess, count: int
+) -> list[float]:
+    body = {k: v for k, v in contenders.BODY.items() if k != "stream"}
+    times = []
+    for _ in range(count):
+        async with session.post(a.url + "/v1/streams", json=body) as reply:
+            stream_id = (await reply.json())["id"]
+        last = None
+        seen = 0
+        async with session.get(f"{a.url}/v1/streams/{stream_id}") as response:
+            rest = b""
+            async for data in response.content.iter_any():
+                *blocks, rest = (rest + data).split(b"\n\n")
+                for block in blocks:
+                    if block.startswith(b"id:"):
+                        last = block.split(b"\n", 1)[0][3:].strip().decode()
+                        seen += 1
+                if seen >= RESUME_AFTER:
+                    break  # the connection drops mid-answer
+        assert last is not None
+        url = f"{b.url}/v1/streams/{stream_id}"
+        times.append(await first_event(session, url, {"Last-Event-ID": last}))
+        async with session.delete(url):
+            pass
+    return times
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def report(results: dict[str, Any]) -> None:
+    if "load" in results:
+        r = results["load"]
+        print(
+            f"\n### {r['streams']:,} streams at {r['rate']:g} chunks/s for {r['seconds']:g} s "
+            f"({r['completed']:,} complete through the relay, "
+            f"{r['chunks']:,}/{r['expected_chunks']:,} chunks)\n"
+        )
+        rows = [
+            ["through the relay", *(r["relay_lag_ms"][k] for k in ("p50", "p99", "max"))],
+            ["straight from upstream", *(r["direct_lag_ms"][k] for k in ("p50", "p99", "max"))],
+        ]
+        print(markdown(["steady lag (ms)", "p50", "p99", "max"], rows))
+        print(
+            f"\nrelay adds p99 {fmt(r['extra_p99_ms'])} ms; relay CPU "
+            f"{fmt(r['relay_cpu_us_per_chunk'])} us per chunk (steady), "
+            f"{fmt(r['relay_cpu_share'])} of a core on average"
+        )
+    if "resume" in results:
+        r = results["resume"]
+        t = r["first_replayed_ms"]
+        print(
+            f"\n### resume on another instance ({r['resumes']} times, after "
+            f"{r['after_events']} events)\n"
+        )
+        print(
+            markdown(
+                ["first replayed event (ms)", "p50", "p99", "max"],
+                [["B, with Last-Event-ID", t["p50"], t["p99"], t["max"]]],
+            )
+        )
+
+
+def fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.2f}"
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    if "load" in args.only:
+        results["load"] = await load(args.streams, args.rate, args.seconds)
+    if "resume" in args.only:
+        results["resume"] = await resume(args.resumes, args.rate)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50.0, help="chunks per second per stream")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--resumes", type=int, default=50)
+    parser.add_argument("--only", default="load,resume", help="load,resume")
+    parser.add_argument("--output", type=Path, help="write the results as JSON here")
+    parser.add_argument("--serve-relay", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", help=argparse.SUPPRESS)
+    parser.add_argument("--redis", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, default=20, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_relay:
+        asyncio.run(serve_relay(args.upstream, args.redis, args.n, args.rate))
+        return 0
+    args.only = set(args.only.split(","))
+    results = asyncio.run(main_async(args))
+    report(results)
+    if args.output:
+        args.output.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
