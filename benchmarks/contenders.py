@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from openai_sse import ChatListener, Client, Timeout
 
@@ -34,8 +35,12 @@ class Contender:
     key = ""
     floor = False
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, text: str = "en") -> None:
         self.base_url = base_url
+        self.text = text
+
+    def headers(self, n: int) -> dict[str, str]:
+        return bench_headers(n, text=self.text)
 
     async def setup(self) -> None:
         return None
@@ -78,7 +83,7 @@ class OpenAISSEListener(Contender):
     async def run(self, n: int) -> tuple[int, int]:
         listener = _Collect()
         stream = self.client.chat.stream(
-            model=MODEL, messages=MESSAGES, listeners=[listener], extra_headers=bench_headers(n)
+            model=MODEL, messages=MESSAGES, listeners=[listener], extra_headers=self.headers(n)
         )
         completion = await stream
         text = "".join(listener.parts)
@@ -101,7 +106,7 @@ class OpenAISSEIterate(Contender):
         parts = []
         count = 0
         stream = self.client.chat.stream(
-            model=MODEL, messages=MESSAGES, extra_headers=bench_headers(n)
+            model=MODEL, messages=MESSAGES, extra_headers=self.headers(n)
         )
         async for chunk in stream:
             count += 1
@@ -144,7 +149,7 @@ class OfficialCreate(Contender):
         parts = []
         count = 0
         stream = await self.client.chat.completions.create(
-            model=MODEL, messages=MESSAGES, stream=True, extra_headers=bench_headers(n)
+            model=MODEL, messages=MESSAGES, stream=True, extra_headers=self.headers(n)
         )
         async for chunk in stream:
             count += 1
@@ -169,7 +174,7 @@ class OfficialStreamHelper(Contender):
         parts = []
         count = 0
         async with self.client.chat.completions.stream(
-            model=MODEL, messages=MESSAGES, extra_headers=bench_headers(n)
+            model=MODEL, messages=MESSAGES, extra_headers=self.headers(n)
         ) as stream:
             async for event in stream:
                 if event.type == "chunk":
@@ -208,7 +213,7 @@ class HttpxSSE(Contender):
             "POST",
             f"{self.base_url}/chat/completions",
             json=BODY,
-            headers=bench_headers(n),
+            headers=self.headers(n),
         ) as source:
             async for sse in source.aiter_sse():
                 if sse.data == "[DONE]":
@@ -248,7 +253,7 @@ class AiohttpBytes(_AiohttpFloor):
     async def run(self, n: int) -> tuple[int, int]:
         size = 0
         async with self.session.post(
-            f"{self.base_url}/chat/completions", json=BODY, headers=bench_headers(n)
+            f"{self.base_url}/chat/completions", json=BODY, headers=self.headers(n)
         ) as response:
             async for data in response.content.iter_any():
                 size += len(data)
@@ -264,7 +269,7 @@ class AiohttpSplit(_AiohttpFloor):
         count = 0
         rest = b""
         async with self.session.post(
-            f"{self.base_url}/chat/completions", json=BODY, headers=bench_headers(n)
+            f"{self.base_url}/chat/completions", json=BODY, headers=self.headers(n)
         ) as response:
             async for data in response.content.iter_any():
                 *blocks, rest = (rest + data).split(b"\n\n")
@@ -284,6 +289,47 @@ class AiohttpSplit(_AiohttpFloor):
         return count, len("".join(parts))
 
 
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta = msgspec.field(default_factory=_Delta)
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_Choice] = []
+
+
+class MsgspecFloor(_AiohttpFloor):
+    """What a hand-written reader at the limit of Python does: split, typed msgspec decode."""
+
+    name = "aiohttp, split on blank line + msgspec typed decode (floor)"
+    key = "msgspec_floor"
+
+    async def run(self, n: int) -> tuple[int, int]:
+        decode = msgspec.json.Decoder(_Chunk).decode
+        parts = []
+        count = 0
+        rest = b""
+        async with self.session.post(
+            f"{self.base_url}/chat/completions", json=BODY, headers=self.headers(n)
+        ) as response:
+            async for data in response.content.iter_any():
+                *blocks, rest = (rest + data).split(b"\n\n")
+                for block in blocks:
+                    payload = block[6:]
+                    if payload == b"[DONE]":
+                        break
+                    chunk = decode(payload)
+                    count += 1
+                    if chunk.choices:
+                        content = chunk.choices[0].delta.content
+                        if content:
+                            parts.append(content)
+        return count, len("".join(parts))
+
+
 THROUGHPUT: list[type[Contender]] = [
     OpenAISSEListener,
     OpenAISSEIterate,
@@ -292,6 +338,7 @@ THROUGHPUT: list[type[Contender]] = [
     HttpxSSE,
     AiohttpBytes,
     AiohttpSplit,
+    MsgspecFloor,
 ]
 
 

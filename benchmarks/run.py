@@ -39,11 +39,11 @@ sys.path.insert(0, str(HERE))
 import aiohttp  # noqa: E402
 import contenders  # noqa: E402
 from contenders import MESSAGES, MODEL, bench_headers  # noqa: E402
-from server import ServerProcess, Shape, raise_fd_limit  # noqa: E402
+from server import TEXT_SHAPES, ServerProcess, Shape, raise_fd_limit  # noqa: E402
 
 from openai_sse import ChatListener, StreamCancelled  # noqa: E402
 
-SCENARIOS = ("throughput", "concurrency", "cancel", "import", "memory", "ttft")
+SCENARIOS = ("throughput", "fanin", "concurrency", "cancel", "import", "memory", "ttft")
 LAG_TARGET_MS = 50.0
 RAMP_UP = 1.0  # seconds over which the paced streams are started
 FINISH_SLACK = 1.0  # seconds beyond ramp-up plus duration by which every stream must be done
@@ -52,7 +52,10 @@ FINISH_SLACK = 1.0  # seconds beyond ramp-up plus duration by which every stream
 @dataclass
 class Config:
     chunks: int = 20_000
-    rounds: int = 5
+    rounds: int = 9
+    fan_in_streams: int = 500
+    fan_in_chunks: int = 200
+    fan_in_rounds: int = 9
     streams: int = 1000
     rate: float = 50.0
     seconds: float = 10.0
@@ -69,6 +72,8 @@ class Config:
 QUICK = Config(
     chunks=20_000,
     rounds=3,
+    fan_in_chunks=100,
+    fan_in_rounds=3,
     seconds=4.0,
     ramp=(250, 500, 1000),
     official_ramp=(100, 250),
@@ -152,13 +157,26 @@ def git_commit() -> str | None:
 # -- (a) throughput --------------------------------------------------------------------------
 
 
-async def throughput(server: ServerProcess, config: Config, shape: Shape) -> dict[str, Any]:
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median with min and max: what every table shows, never one lucky figure."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+async def throughput(server: ServerProcess, config: Config) -> dict[str, Any]:
+    shapes = {}
+    for text in TEXT_SHAPES:
+        print(f"  text shape {text}", flush=True)
+        shapes[text] = await _throughput_shape(server, config, Shape(text))
+    return {"chunks": config.chunks, "rounds": config.rounds, "shapes": shapes}
+
+
+async def _throughput_shape(server: ServerProcess, config: Config, shape: Shape) -> dict[str, Any]:
     n = config.chunks
     want_chunks, want_chars = shape.expected(n)
     body_size = sum(len(e) for e in shape.events(n)) + len(b"data: [DONE]\n\n")
     runners = []
     for cls in contenders.THROUGHPUT:
-        contender = cls(server.base_url)
+        contender = cls(server.base_url, shape.text)
         try:
             await contender.setup()
         except ImportError as exc:
@@ -177,7 +195,10 @@ async def throughput(server: ServerProcess, config: Config, shape: Shape) -> dic
             raise AssertionError(f"{contender.name}: got {got}, expected {shape.expected(warm)}")
     times: dict[str, list[float]] = {c.key: [] for c in runners}
     for round_ in range(config.rounds):
-        for contender in runners:
+        # Interleaved, in an order rotated every round: a noisy moment on a shared machine
+        # hits one round of every contender, so the per-round ratios hold.
+        shift = round_ % len(runners)
+        for contender in runners[shift:] + runners[:shift]:
             started = time.perf_counter()
             got = await contender.run(n)
             elapsed = time.perf_counter() - started
@@ -191,28 +212,114 @@ async def throughput(server: ServerProcess, config: Config, shape: Shape) -> dic
     for contender in runners:
         await contender.close()
     rows = {}
+    official = times.get("openai_create")
+    floor = times.get("msgspec_floor")
     for contender in runners:
-        median = statistics.median(times[contender.key])
+        own = times[contender.key]
         rows[contender.key] = {
             "name": contender.name,
             "floor": contender.floor,
-            "seconds": times[contender.key],
-            "median_s": median,
-            "chunks_per_s": want_chunks / median,
+            "seconds": own,
+            "chunks_per_s": spread([want_chunks / t for t in own]),
+            # Ratios are taken round by round (same moment of the machine), then summarised.
+            "vs_openai": _ratios(official, own),
+            "share_of_floor": _ratios(floor, own),
         }
-    base = rows.get("openai_create", {}).get("chunks_per_s")
-    for row in rows.values():
-        row["vs_openai"] = row["chunks_per_s"] / base if base else None
-    return {"chunks": want_chunks, "bytes": body_size, "rounds": config.rounds, "rows": rows}
+    return {
+        "text": shape.text,
+        "chunks": want_chunks,
+        "bytes": body_size,
+        "rounds": config.rounds,
+        "rows": rows,
+    }
+
+
+def _ratios(base: list[float] | None, own: list[float]) -> dict[str, float] | None:
+    """``base time / own time`` per round, summarised; None without a base."""
+    if not base:
+        return None
+    return spread([b / t for b, t in zip(base, own, strict=True)])
+
+
+def _range(s: dict[str, float] | None, fmt_: str = "{:,.0f}", suffix: str = "") -> str:
+    if not s:
+        return "–"
+    body = fmt_.format(s["median"]) + suffix
+    return f"{body} ({fmt_.format(s['min'])}–{fmt_.format(s['max'])})"
 
 
 def print_throughput(result: dict[str, Any]) -> None:
+    for text, shape in result["shapes"].items():
+        rows = [
+            (
+                r["name"],
+                _range(r["chunks_per_s"]),
+                _range(r["vs_openai"], "{:,.1f}", "x"),
+                _range(r["share_of_floor"], "{:.0%}"),
+            )
+            for r in sorted(shape["rows"].values(), key=lambda r: -r["chunks_per_s"]["median"])
+        ]
+        print(
+            f"\n(a) one stream of {shape['chunks']:,} chunks, text {text} "
+            f"({shape['bytes'] / 1e6:.2f} MB), median (min–max) of {shape['rounds']} rounds\n"
+        )
+        print(markdown(["reader", "chunks/s", "vs openai", "share of msgspec floor"], rows))
+
+
+# -- (a2) many streams at full speed: CPU per chunk, async for against a listener --------------
+
+
+async def fan_in(server: ServerProcess, config: Config) -> dict[str, Any]:
+    """``config.fan_in_streams`` streams at once, each as fast as the server sends, one loop.
+
+    The CPU time of the process over the chunks received, for a listener with an awaited
+    completion and for ``async for``; rounds interleaved, median with spread.
+    """
+    streams, n = config.fan_in_streams, config.fan_in_chunks
+    shape = Shape()
+    want = shape.expected(n)
+    kinds = {"listener": contenders.OpenAISSEListener, "iterate": contenders.OpenAISSEIterate}
+    runners = {kind: cls(server.base_url) for kind, cls in kinds.items()}
+    for runner in runners.values():
+        await runner.setup()
+    cpu: dict[str, list[float]] = {kind: [] for kind in runners}
+    try:
+        for kind, runner in runners.items():  # warm-up: connections open, code paths hot
+            got = await asyncio.gather(*(runner.run(n) for _ in range(streams)))
+            if any(g != want for g in got):
+                raise AssertionError(f"{kind}: a stream saw the wrong chunks")
+        for _ in range(config.fan_in_rounds):
+            for kind, runner in runners.items():
+                started = time.process_time()
+                got = await asyncio.gather(*(runner.run(n) for _ in range(streams)))
+                used = time.process_time() - started
+                chunks = sum(g[0] for g in got)
+                cpu[kind].append(used / chunks * 1e6)
+    finally:
+        for runner in runners.values():
+            await runner.close()
+    ratios = [i / li for i, li in zip(cpu["iterate"], cpu["listener"], strict=True)]
+    return {
+        "streams": streams,
+        "chunks_per_stream": want[0],
+        "rounds": config.fan_in_rounds,
+        "cpu_us_per_chunk": {kind: spread(v) for kind, v in cpu.items()},
+        "iterate_vs_listener": spread(ratios),
+    }
+
+
+def print_fan_in(result: dict[str, Any]) -> None:
+    print(
+        f"\n(a2) {result['streams']} streams at once, {result['chunks_per_stream']} chunks "
+        f"each at full speed: CPU per chunk, median (min–max) of {result['rounds']} rounds\n"
+    )
+    cpu = result["cpu_us_per_chunk"]
     rows = [
-        (r["name"], round(r["chunks_per_s"]), r["vs_openai"])
-        for r in sorted(result["rows"].values(), key=lambda r: -r["chunks_per_s"])
+        ("openai_sse, ChatListener + await stream", _range(cpu["listener"], "{:.2f}", " µs")),
+        ("openai_sse, async for chunk in stream", _range(cpu["iterate"], "{:.2f}", " µs")),
+        ("async for / listener", _range(result["iterate_vs_listener"], "{:.2f}", "x")),
     ]
-    print(f"\n(a) one stream of {result['chunks']:,} chunks, median of {result['rounds']} rounds\n")
-    print(markdown(["reader", "chunks/s", "vs openai"], rows))
+    print(markdown(["reader", "CPU per chunk"], rows))
 
 
 # -- (b) concurrency -------------------------------------------------------------------------
@@ -873,60 +980,81 @@ def print_first_token(result: dict[str, Any]) -> None:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    if "throughput" in results:
-        ratio = results["throughput"]["rows"].get("openai_sse_listener", {}).get("vs_openai")
-        out.append(
-            {
-                "target": "throughput >= 20x openai (listener)",
-                "value": ratio,
-                "met": ratio is not None and ratio >= 20,
-            }
+    """The targets of the performance issue, each with the measured median and a verdict."""
+    out: list[dict[str, Any]] = []
+
+    def add(target: str, value: Any, met: bool) -> None:
+        out.append({"target": target, "value": value, "met": met})
+
+    for text, shape in results.get("throughput", {}).get("shapes", {}).items():
+        rows = shape["rows"]
+        for key, label, want in (
+            ("openai_sse_listener", "listener + final", 30),
+            ("openai_sse_iterate", "async for", 25),
+        ):
+            row = rows.get(key)
+            if row is None or row["vs_openai"] is None:
+                continue
+            ratio = row["vs_openai"]["median"]
+            add(f"{text}: {label} >= {want}x openai", ratio, ratio >= want)
+            if row["share_of_floor"] is not None:
+                share = row["share_of_floor"]["median"]
+                add(f"{text}: {label} >= 45% of the msgspec floor", share, share >= 0.45)
+    if "fanin" in results:
+        ratio = results["fanin"]["iterate_vs_listener"]["median"]
+        add(
+            f"{results['fanin']['streams']} streams: async for CPU/chunk <= 1.5x listener",
+            ratio,
+            ratio <= 1.5,
         )
     if "concurrency" in results:
-        step = results["concurrency"]["main"]["openai_sse"]
-        out.append(
-            {
-                "target": f"{step['streams']} streams x {step['rate']:g}/s, p99 lag < 50 ms",
-                "value": step["lag_ms"]["p99"],
-                "met": step["sustained"],
-            }
-        )
+        main = results["concurrency"]["main"]
+        ours, floor = main.get("openai_sse"), main.get("aiohttp")
+        if ours is not None:
+            held = floor is None or floor["sustained"]
+            add(
+                f"{ours['streams']} streams x {ours['rate']:g}/s: p99 lag < 50 ms "
+                f"(floor sustained: {'yes' if held else 'no'})",
+                ours["lag_ms"]["p99"],
+                ours["sustained"] or not held,
+            )
+        if ours is not None and floor is not None:
+            a = ours["steady_cpu_us_per_chunk"] or ours["cpu_us_per_chunk"]
+            b = floor["steady_cpu_us_per_chunk"] or floor["cpu_us_per_chunk"]
+            if a and b:
+                add("paced streams: CPU per chunk <= 1.2x the aiohttp floor", a / b, a / b <= 1.2)
     if "cancel" in results:
         r = results["cancel"]["openai_sse"]
         held = r["client_connector"]["acquired"] + r["client_connector"]["pooled"]
         clean = r["missing"] == 0 and r["server_open_stream_connections"] == 0 and held == 0
-        out.append({"target": "no connection left open after cancels", "value": held, "met": clean})
+        p99 = r["disconnect_ms"]["p99"]
+        add(
+            "cancel p99 < 10 ms, no connection left open",
+            p99,
+            clean and p99 is not None and p99 < 10,
+        )
     if "import" in results:
         ratio = results["import"]["vs_aiohttp"]["openai_sse"]
-        out.append(
-            {
-                "target": "import openai_sse <= 1.2x import aiohttp",
-                "value": ratio,
-                "met": ratio is not None and ratio <= 1.2,
-            }
-        )
+        add("import openai_sse <= 1.2x import aiohttp", ratio, ratio is not None and ratio <= 1.2)
     if "memory" in results:
         per = results["memory"]["beyond_aiohttp"]["rss_per_stream"] / 1024
-        out.append(
-            {
-                "target": "< 30 KiB per idle stream beyond aiohttp (RSS)",
-                "value": per,
-                "met": per < 30,
-            }
-        )
+        add("< 30 KiB per idle stream beyond aiohttp (RSS)", per, per < 30)
+    if "ttft" in results:
+        rows = results["ttft"]["rows"]
+        over = rows["openai_sse"]["p50_us"] - rows["aiohttp"]["p50_us"]
+        add("time to first token over aiohttp <= 50 µs (p50)", over, over <= 50)
     return out
 
 
-async def run_async(
-    server: ServerProcess, config: Config, chosen: Sequence[str], shape: Shape
-) -> dict[str, Any]:
+async def run_async(server: ServerProcess, config: Config, chosen: Sequence[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for scenario in chosen:
         started = time.perf_counter()
         print(f"[{scenario}]", flush=True)
         if scenario == "throughput":
-            results[scenario] = await throughput(server, config, shape)
+            results[scenario] = await throughput(server, config)
+        elif scenario == "fanin":
+            results[scenario] = await fan_in(server, config)
         elif scenario == "concurrency":
             results[scenario] = await concurrency(server, config)
         elif scenario == "cancel":
@@ -943,6 +1071,7 @@ async def run_async(
 
 PRINTERS = {
     "throughput": print_throughput,
+    "fanin": print_fan_in,
     "concurrency": print_concurrency,
     "cancel": print_cancellation,
     "import": print_import,
@@ -981,7 +1110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with ServerProcess() as server:
         print(f"server pid {server.pid} at {server.base_url}; stream: {shape.source}")
-        results = asyncio.run(run_async(server, config, chosen, shape))
+        results = asyncio.run(run_async(server, config, chosen))
     report = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": args.quick,

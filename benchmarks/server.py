@@ -11,6 +11,7 @@ same name without the ``x-bench-`` prefix):
   ``paced`` writes one chunk at a time, ``x-bench-rate`` chunks per second, the chunk ``id``
   being ``chatcmpl-<time.time_ns() at the write>``;
   ``hold`` writes the first chunk and then nothing until the client disconnects (bounded);
+* ``x-bench-text``: ``en`` (the recording, default) or ``cjk`` (Chinese words as content);
 * ``x-bench-id``: a label; the moment (``time.monotonic_ns()``) at which the server sees the
   client go away is recorded under it.
 
@@ -55,11 +56,67 @@ EARLY = 0.001  # paced writes due within this many seconds go out in the current
 # -- the stream ------------------------------------------------------------------------------
 
 
-class Shape:
-    """The chunks a stream is made of: a head chunk, content chunks tiled, and the tail."""
+# The CJK shape: the same chunks with Chinese words as content, the way a Chinese answer
+# streams (one to three characters per chunk, three UTF-8 bytes per character).
+CJK_WORDS = [
+    "春节",
+    "是",
+    "中国",
+    "最",
+    "重要",
+    "的",
+    "传统",
+    "节日",
+    "，",
+    "人们",
+    "喜欢",
+    "它",
+    "因为",
+    "可以",
+    "和",
+    "家人",
+    "团聚",
+    "。",
+    "大家",
+    "一起",
+    "吃",
+    "饺子",
+    "、",
+    "放",
+    "鞭炮",
+    "、",
+    "贴",
+    "春联",
+    "，",
+    "孩子们",
+    "还",
+    "能",
+    "收到",
+    "红包",
+    "。",
+    "这个",
+    "节日",
+    "象征",
+    "着",
+    "新",
+    "的",
+    "开始",
+    "和",
+    "希望",
+    "。",
+]
+TEXT_SHAPES = ("en", "cjk")
 
-    def __init__(self) -> None:
+
+class Shape:
+    """The chunks a stream is made of: a head chunk, content chunks tiled, and the tail.
+
+    ``text="cjk"`` replaces each content delta of the recording with a Chinese word.
+    """
+
+    def __init__(self, text: str = "en") -> None:
         payloads = [line for line in FIXTURE.read_text("utf-8").splitlines() if line.strip()]
+        self.text = text
         self.source = f"{FIXTURE.name} ({len(payloads)} recorded chunks)"
         parsed = [json.loads(p) for p in payloads]
         body = [
@@ -69,6 +126,12 @@ class Shape:
             and chunk["choices"][0].get("delta", {}).get("content")
             and chunk["choices"][0].get("finish_reason") is None
         ]
+        if text == "cjk":
+            for k, i in enumerate(body):
+                parsed[i]["choices"][0]["delta"]["content"] = CJK_WORDS[k % len(CJK_WORDS)]
+                payloads[i] = json.dumps(parsed[i], separators=(",", ":"), ensure_ascii=False)
+        elif text != "en":
+            raise ValueError(f"unknown text shape {text!r}")
         head = list(range(body[0]))
         tail = list(range(body[-1] + 1, len(parsed)))
         self.payloads = payloads
@@ -148,9 +211,9 @@ class _Paced:
 
 class BenchServer:
     def __init__(self) -> None:
-        self.shape = Shape()
+        self.shapes = {text: Shape(text) for text in TEXT_SHAPES}
         self.connections: set[_Connection] = set()
-        self._fast: dict[int, list[bytes]] = {}
+        self._fast: dict[tuple[str, int], list[bytes]] = {}
         self._heap: list[tuple[float, int, _Paced]] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()
@@ -166,15 +229,15 @@ class BenchServer:
         self.disconnects.clear()
         self.lateness.clear()
 
-    def fast_body(self, n: int) -> list[bytes]:
-        body = self._fast.get(n)
+    def fast_body(self, shape: Shape, n: int) -> list[bytes]:
+        body = self._fast.get((shape.text, n))
         if body is None:
-            raw = b"".join(self.shape.events(n)) + DONE
+            raw = b"".join(shape.events(n)) + DONE
             body = [frame(raw[i : i + BATCH]) for i in range(0, len(raw), BATCH)]
             body[-1] += LAST
             if len(self._fast) > 8:
                 self._fast.clear()
-            self._fast[n] = body
+            self._fast[shape.text, n] = body
         return body
 
     def stats(self) -> dict[str, Any]:
@@ -336,22 +399,23 @@ class _Connection(asyncio.Protocol):
         server = self.server
         n = int(params.get("n", "20"))
         mode = params.get("mode", "fast")
+        shape = server.shapes.get(params.get("text", "en"), server.shapes["en"])
         self.label = params.get("id")
         self.streamed = True
         self.busy = True
         if mode == "paced":
             rate = float(params.get("rate", "50"))
-            stream = _Paced(self, server.shape.templates(n), rate)
+            stream = _Paced(self, shape.templates(n), rate)
             server.start_paced(stream)
         elif mode == "hold":
-            events = server.shape.events(n)
+            events = shape.events(n)
             assert self.transport is not None
             self.transport.write(SSE_HEAD + frame(events[0]))
             self.hold = asyncio.get_running_loop().call_later(
                 HOLD_LIMIT, self._finish_hold, b"".join(events[1:]) + DONE
             )
         else:
-            body = server.fast_body(n)
+            body = server.fast_body(shape, n)
             self.pending = collections.deque(body)
             self.pending[0] = SSE_HEAD + body[0]
             self._pump()
