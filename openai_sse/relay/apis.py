@@ -56,13 +56,7 @@ def _start_responses(
     body = dict(body)
     body.pop("stream", None)
     model, input = body.pop("model"), body.pop("input")
-    responses: Any = getattr(client, "responses", None)
-    if responses is None:
-        raise NotImplementedError("this version of openai_sse has no Responses API client")
-    stream: RunningStream = responses.stream(
-        model=model, input=input, listeners=listeners, extra_body=body
-    )
-    return stream
+    return client.responses.stream(model=model, input=input, listeners=listeners, extra_body=body)
 
 
 _JSON_NAMES: dict[type, str] = {str: "a string", list: "an array", dict: "an object"}

@@ -265,8 +265,6 @@ class Relay:
         api = APIS.get(name) if isinstance(name, str) else None
         if api is None:
             return http_error(400, f"Unknown api {name!r}: use 'chat' or 'responses'.", param="api")
-        if api.name == "responses" and not hasattr(self.client, "responses"):
-            return http_error(400, "The Responses API is not available here.", param="api")
         invalid = api.invalid(body)
         if invalid is not None:
             message, param = invalid

@@ -250,3 +250,31 @@ async def test_shutdown_stops_running_generations(
     finally:
         await relay.close()
     await upstream.wait_disconnect(timeout=2)
+
+
+async def test_responses_api_streams_resumably_too(
+    relay: Relay, upstream: MockServer, http: aiohttp.ClientSession
+) -> None:
+    upstream.enqueue(Reply(text=LONG))
+    body = {"api": "responses", "model": "gpt-4o-mini", "input": "Hi"}
+    stream_id = await start(http, relay.url, body)
+    url = f"{relay.url}/v1/streams/{stream_id}"
+    first = []
+    async with http.get(url) as response:
+        async for event in events(response):
+            first.append(event)
+            if len(first) == 8:
+                break
+    async with http.get(url, headers={"Last-Event-ID": first[-1].id or ""}) as response:
+        rest = await collect(response)
+    kind, final_response = final(rest)
+    assert kind == "done" and final_response["status"] == "completed"
+    payloads = [json.loads(e.data) for e in first + rest[:-1]]
+    numbers = [p["sequence_number"] for p in payloads]
+    assert numbers == list(range(len(numbers)))  # every event once, in order
+    deltas = [p["delta"] for p in payloads if p["type"] == "response.output_text.delta"]
+    assert "".join(deltas) == LONG
+    assert upstream.requests[-1].path == "/v1/responses"
+    async with http.post(relay.url + "/v1/streams", json={**body, "input": 5}) as reply:
+        assert reply.status == 400
+        assert (await reply.json())["error"]["param"] == "input"
