@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import re
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -53,3 +58,35 @@ async def start(
         payload = await reply.json()
     stream_id: str = payload["id"]
     return stream_id
+
+
+@contextlib.asynccontextmanager
+async def relay_process(*args: str, secret: str = "sk-relay-process-key") -> AsyncIterator[str]:
+    """``openai-sse relay`` as a user starts it; yields its URL once it serves.
+
+    ``secret`` is its upstream key; it must never show in what the process prints.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "openai_sse",
+        "relay",
+        "--port",
+        "0",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "OPENAI_API_KEY": secret},
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        match = re.search(rb"serving on (http://\S+)", line)
+        assert match, line
+        yield match.group(1).decode()
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        _, stderr = await asyncio.wait_for(process.communicate(), 10)
+        assert secret.encode() not in stderr
+        assert process.returncode == 0, stderr

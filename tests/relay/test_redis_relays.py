@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import re
 import secrets
-import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,7 +13,7 @@ from openai_sse.relay import RedisStore, Relay
 from openai_sse.testing import Fault, MockServer, Reply
 
 from .conftest import UPSTREAM_KEY, free_port
-from .helpers import CHAT, collect, content, events, final, start
+from .helpers import CHAT, collect, content, events, final, relay_process, start
 
 LONG = " ".join(f"piece{i}" for i in range(80))
 
@@ -120,41 +115,15 @@ async def test_redis_down_means_503_for_new_streams_without_a_hang(
 # -- real `openai-sse relay` processes -----------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def relay_process(*args: str) -> AsyncIterator[str]:
-    """``openai-sse relay`` as a user starts it; yields its URL once it serves."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "openai_sse",
-        "relay",
-        "--port",
-        "0",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "OPENAI_API_KEY": UPSTREAM_KEY},
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 20)
-        match = re.search(rb"serving on (http://\S+)", line)
-        assert match, line
-        yield match.group(1).decode()
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        _, stderr = await asyncio.wait_for(process.communicate(), 10)
-        assert UPSTREAM_KEY.encode() not in stderr
-        assert process.returncode == 0, stderr
-
-
 async def test_two_relay_processes_on_one_redis(
     redis_url: str, upstream: MockServer, http: aiohttp.ClientSession
 ) -> None:
     upstream.enqueue(Reply(text=LONG), Reply(text=LONG, fault=Fault.stall_after(3)))
     args = ("--upstream", upstream.base_url, "--redis", redis_url)
-    async with relay_process(*args) as a, relay_process(*args) as b:
+    async with (
+        relay_process(*args, secret=UPSTREAM_KEY) as a,
+        relay_process(*args, secret=UPSTREAM_KEY) as b,
+    ):
         # start on A, drop, resume on B
         stream_id = await start(http, a)
         first = []
