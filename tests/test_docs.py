@@ -138,3 +138,44 @@ def test_every_docs_page_is_in_the_site_nav() -> None:
     pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
     missing = sorted(page for page in pages if page not in nav)
     assert not missing, f"add these pages to the nav in mkdocs.yml: {missing}"
+
+
+async def test_the_websocket_relay_example_serves_a_browser_without_warnings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The listeners.md WebSocket app, run as written (web.AppKey: no NotAppKeyWarning)."""
+    import warnings
+
+    import aiohttp
+    from aiohttp import web
+
+    from openai_sse.testing import default_text
+
+    text = (ROOT / "docs" / "listeners.md").read_text("utf-8")
+    match = re.search(r"<!-- websocket-example\b[^>]*-->\s*\n```python\n(.*?)\n```", text, re.S)
+    assert match is not None
+    namespace: dict[str, object] = {"__name__": "websocket_example"}
+    async with MockServer(delay=0) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-docs")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            exec(compile(match.group(1), "listeners.md", "exec"), namespace)
+            make_app = namespace["make_app"]
+            assert callable(make_app)
+            runner = web.AppRunner(make_app())
+            await runner.setup()  # runs the cleanup context that stores the Client
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            url = f"http://127.0.0.1:{runner.addresses[0][1]}/chat"
+            async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+                await ws.send_str("hello")
+                messages = [await asyncio.wait_for(ws.receive_json(), TIMEOUT)]
+                while messages[-1]["type"] == "token":
+                    messages.append(await asyncio.wait_for(ws.receive_json(), TIMEOUT))
+        finally:
+            await runner.cleanup()
+    assert messages[-1]["type"] == "done" and messages[-1]["tokens"] > 0
+    answer = "".join(m["text"] for m in messages[:-1])
+    assert answer == default_text([{"role": "user", "content": "hello"}])
