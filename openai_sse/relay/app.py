@@ -19,19 +19,20 @@ from ..client import Client
 from ..transport import Timeout
 from ..transport.timeouts import DEFAULT_TIMEOUT
 from .apis import APIS, Api
-from .errors import Redactor, http_error
+from .errors import Redactor, http_error, relay_error
 from .follower import follow
 from .generation import Generation
 from .memory_store import MemoryStore
 from .passthrough import forward
-from .store import InvalidEventId, Store, StoreUnavailable
+from .store import ERROR, InvalidEventId, Store, StoreUnavailable
 
-__all__ = ["DEFAULT_GRACE", "DEFAULT_KEEPALIVE", "Relay", "create_app"]
+__all__ = ["DEFAULT_GRACE", "DEFAULT_KEEPALIVE", "DEFAULT_OWNER_TIMEOUT", "Relay", "create_app"]
 
 logger = logging.getLogger("openai_sse.relay")
 
 DEFAULT_GRACE = 30.0
 DEFAULT_KEEPALIVE = 15.0
+DEFAULT_OWNER_TIMEOUT = 10.0
 MAX_BODY = 32 * 1024 * 1024
 STREAM_ID_PREFIX = "strm_"
 
@@ -47,7 +48,8 @@ class Relay:
     open on close). ``token``, when set, is required from clients as ``Authorization: Bearer``
     (or ``?access_token=`` where a browser's ``EventSource`` cannot send headers). ``grace``
     is how long a generation runs without anybody listening; ``keepalive`` paces comments
-    on idle streams.
+    on idle streams; ``owner_timeout`` is how long followers wait for word from the instance
+    running a generation before they end its stream as lost (that instance crashed).
     """
 
     def __init__(
@@ -60,16 +62,18 @@ class Relay:
         token: str | None = None,
         grace: float = DEFAULT_GRACE,
         keepalive: float = DEFAULT_KEEPALIVE,
+        owner_timeout: float = DEFAULT_OWNER_TIMEOUT,
         timeout: Timeout | float | None = DEFAULT_TIMEOUT,
         max_retries: int = 2,
     ) -> None:
-        if grace <= 0 or keepalive <= 0:
-            raise ValueError("grace and keepalive must be positive")
+        if min(grace, keepalive, owner_timeout) <= 0:
+            raise ValueError("grace, keepalive and owner_timeout must be positive")
         self.store: Store = store if store is not None else MemoryStore()
         self._owns_store = store is None
         self.token = token
         self.grace = grace
         self.keepalive = keepalive
+        self.owner_timeout = owner_timeout
         self._client_args: dict[str, Any] = {
             "api_key": api_key,
             "base_url": upstream,
@@ -183,8 +187,16 @@ class Relay:
         """Store a new stream and start generating into it; returns its id."""
         stream_id = STREAM_ID_PREFIX + secrets.token_urlsafe(18)
         await self.store.create(stream_id, lease=self.grace)
+        await self.store.heartbeat(stream_id, self.owner_timeout)
         generation = Generation(
-            self.client, api, body, self.store, stream_id, grace=self.grace, redact=self.redact
+            self.client,
+            api,
+            body,
+            self.store,
+            stream_id,
+            grace=self.grace,
+            owner_timeout=self.owner_timeout,
+            redact=self.redact,
         )
         self.generations[stream_id] = generation
         task = asyncio.create_task(generation.run())
@@ -206,16 +218,8 @@ class Relay:
         """
         if not await self.store.exists(stream_id):
             return False
-        reason = "Stopped on request."
-        error = {
-            "type": "cancelled",
-            "error": "StreamCancelled",
-            "message": reason,
-            "code": None,
-            "param": None,
-            "status_code": None,
-        }
-        await self.store.append(stream_id, "error", json.dumps(error))
+        error = relay_error("cancelled", "StreamCancelled", "Stopped on request.")
+        await self.store.append(stream_id, ERROR, error)
         self._on_stop(stream_id)
         await self.store.request_stop(stream_id)
         return True
@@ -288,6 +292,7 @@ class Relay:
                 after or None,
                 keepalive=self.keepalive,
                 lease=self.grace,
+                owner_timeout=self.owner_timeout,
             )
         except InvalidEventId:
             return http_error(400, "Unknown Last-Event-ID for this stream.", param="last_event_id")

@@ -74,6 +74,13 @@ def add_relay_command(commands: Any) -> argparse.ArgumentParser:
         help="comment line on idle streams this often (%(default)s)",
     )
     relay.add_argument(
+        "--owner-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="SECONDS",
+        help="end a stream as lost when its generating process is silent this long (%(default)s)",
+    )
+    relay.add_argument(
         "--rate",
         type=_rate,
         metavar="TOKENS_PER_S",
@@ -146,6 +153,7 @@ async def _serve(args: argparse.Namespace, token: str | None, api_key: str | Non
             token=token,
             grace=args.grace,
             keepalive=args.keepalive,
+            owner_timeout=args.owner_timeout,
         )
         await relay.start(args.host, args.port)
         stack.push_async_callback(relay.close)

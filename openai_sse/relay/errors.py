@@ -22,7 +22,7 @@ from ..errors import (
     StreamError,
 )
 
-__all__ = ["Redactor", "error_event", "http_error"]
+__all__ = ["Redactor", "error_event", "http_error", "relay_error"]
 
 
 class Redactor:
@@ -80,6 +80,19 @@ def error_event(error: BaseException, redact: Redactor) -> dict[str, Any]:
     if isinstance(payload["code"], str):
         payload["code"] = redact(payload["code"])
     return payload
+
+
+def relay_error(type: str, error: str, message: str) -> str:
+    """An ``event: error`` payload the relay itself decides (a stop, a lost generation)."""
+    payload = {
+        "type": type,
+        "error": error,
+        "message": message,
+        "code": None,
+        "param": None,
+        "status_code": None,
+    }
+    return json.dumps(payload)
 
 
 def http_error(

@@ -8,7 +8,8 @@ import time
 from aiohttp import web
 
 from ..sse.encoder import encode_comment, encode_event
-from .store import CHUNK, Store, StoreUnavailable, StreamEvent
+from .errors import relay_error
+from .store import CHUNK, ERROR, Store, StoreUnavailable, StreamEvent
 
 __all__ = ["SSE_HEADERS", "follow"]
 
@@ -33,12 +34,15 @@ async def follow(
     *,
     keepalive: float,
     lease: float,
+    owner_timeout: float,
 ) -> web.StreamResponse:
     """Send every event after ``after`` until the terminal one; keep the lease alive meanwhile.
 
     The first read happens before the response starts, so an id the store never issued is
     still a clean 400 rather than a broken stream. Should the store fail later, the
     response simply ends: ``EventSource`` reconnects with ``Last-Event-ID`` by itself.
+    While the stream is quiet, the follower checks that the generation's instance still
+    beats; when it is gone, the follower stores the stream's end, for every follower.
     """
     await store.renew_lease(stream_id, lease)
     events = await store.read(stream_id, after, timeout=0)
@@ -46,7 +50,16 @@ async def follow(
     await response.prepare(request)
     await response.write(encode_event(retry=RECONNECT_MS))
     try:
-        await _follow(response, store, stream_id, after, events, keepalive=keepalive, lease=lease)
+        await _follow(
+            response,
+            store,
+            stream_id,
+            after,
+            events,
+            keepalive=keepalive,
+            lease=lease,
+            owner_timeout=owner_timeout,
+        )
     except StoreUnavailable as exc:
         logger.warning("Stream %s: follower ended early: %s", stream_id, exc)
     return response
@@ -61,9 +74,10 @@ async def _follow(
     *,
     keepalive: float,
     lease: float,
+    owner_timeout: float,
 ) -> None:
-    wait = min(keepalive, lease / 3)
-    renew_every = lease / 3
+    renew_every = min(lease / 3, owner_timeout / 2)
+    wait = min(keepalive, renew_every)
     renewed = last_write = time.monotonic()
     while True:
         if events:
@@ -85,4 +99,7 @@ async def _follow(
         if now - renewed >= renew_every:
             await store.renew_lease(stream_id, lease)
             renewed = now
+            if not events and not await store.alive(stream_id):
+                message = "The relay instance running this generation stopped answering."
+                await store.append(stream_id, ERROR, relay_error("lost", "GenerationLost", message))
         events = await store.read(stream_id, after, timeout=wait)

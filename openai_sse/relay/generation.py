@@ -68,11 +68,13 @@ class Generation:
         stream_id: str,
         *,
         grace: float,
+        owner_timeout: float,
         redact: Redactor,
     ) -> None:
         self.stream_id = stream_id
         self.store = store
         self.grace = grace
+        self.owner_timeout = owner_timeout
         self.writer = StoreWriter(store, stream_id, redact)
         self._stream: RunningStream | None = None
         self._client = client
@@ -104,11 +106,16 @@ class Generation:
                 await watchdog
 
     async def _watch(self) -> None:
-        """Stop once the lease lapsed (nobody listened for ``grace`` s) or the stream ended."""
-        interval = min(max(self.grace / 4, 0.02), 2.0)
+        """Keep the heartbeat fresh; stop once the lease lapsed or the stream ended.
+
+        The lease lapses when nobody listened for ``grace`` seconds; the stream ends early
+        when a stop was stored by another instance.
+        """
+        interval = min(max(self.grace / 4, 0.02), 2.0, self.owner_timeout / 4)
         while True:
             await asyncio.sleep(interval)
             try:
+                await self.store.heartbeat(self.stream_id, self.owner_timeout)
                 wanted = await self.store.wanted(self.stream_id)
             except StoreUnavailable as exc:
                 logger.warning("Stream %s: store check failed: %s", self.stream_id, exc)

@@ -12,13 +12,14 @@ __all__ = ["MemoryStore"]
 
 
 class _Log:
-    __slots__ = ("ended", "events", "expires", "first", "lease_until", "waiters")
+    __slots__ = ("alive_until", "ended", "events", "expires", "first", "lease_until", "waiters")
 
     def __init__(self, lease_until: float, expires: float) -> None:
         self.events: list[StreamEvent] = []
         self.first = 1  # sequence number of events[0]
         self.ended = False
         self.lease_until = lease_until
+        self.alive_until = 0.0
         self.expires = expires
         # Futures of blocked readers, made only while somebody waits: appends stay cheap.
         self.waiters: list[asyncio.Future[None]] = []
@@ -105,6 +106,15 @@ class MemoryStore:
     async def wanted(self, stream_id: str) -> bool:
         log = self._get(stream_id)
         return log is not None and not log.ended and log.lease_until > time.monotonic()
+
+    async def heartbeat(self, stream_id: str, ttl: float) -> None:
+        log = self._get(stream_id)
+        if log is not None:
+            log.alive_until = time.monotonic() + ttl
+
+    async def alive(self, stream_id: str) -> bool:
+        log = self._get(stream_id)
+        return log is not None and log.alive_until > time.monotonic()
 
     async def request_stop(self, stream_id: str) -> None:
         for handler in list(self._stop_handlers):

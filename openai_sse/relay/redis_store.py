@@ -1,7 +1,8 @@
 """The Redis store: any number of relay processes serve any stream.
 
 Each generation is one Redis Stream (``XADD`` per event, ``MAXLEN ~`` bound, a TTL renewed
-on every write), a small hash marking its end, and a lease key renewed by followers. Stop
+on every write), a small hash marking its end, a lease key renewed by followers and an
+owner key renewed by the instance that runs the generation. Stop
 requests go out on one pub/sub channel; the instance running the generation acts on them.
 Keys share a ``{stream id}`` hash tag, so they live in one slot of a Redis Cluster.
 """
@@ -79,6 +80,9 @@ class RedisStore:
         base = f"{self.prefix}{{{stream_id}}}"
         return base, base + ":meta", base + ":lease"
 
+    def _owner_key(self, stream_id: str) -> str:
+        return f"{self.prefix}{{{stream_id}}}:owner"
+
     async def _call(self, awaitable: Awaitable[_T], extra: float = 0.0) -> _T:
         try:
             return await asyncio.wait_for(awaitable, self.timeout + extra)
@@ -136,6 +140,13 @@ class RedisStore:
         pipe.exists(lease_key)
         known, ended, leased = await self._call(pipe.execute())
         return bool(known) and not ended and bool(leased)
+
+    async def heartbeat(self, stream_id: str, ttl: float) -> None:
+        key = self._owner_key(stream_id)
+        await self._call(self._redis.set(key, "1", px=max(int(ttl * 1000), 1)))
+
+    async def alive(self, stream_id: str) -> bool:
+        return bool(await self._call(self._redis.exists(self._owner_key(stream_id))))
 
     async def request_stop(self, stream_id: str) -> None:
         await self._call(self._redis.publish(self._channel, stream_id))

@@ -1,8 +1,10 @@
 """What the relay keeps about a generation, and the protocol every store implements.
 
 A stream is an append-only log of events (chunks, then one terminal ``done`` or ``error``)
-plus a listening lease (renewed by followers; the generation stops when it lapses) and a
-stop channel (the instance that runs a generation hears a stop asked for on any instance).
+plus a listening lease (renewed by followers; the generation stops when it lapses), an owner
+heartbeat (renewed by the instance that runs the generation; followers end the stream when
+that instance is gone) and a stop channel (the instance that runs a generation hears a stop
+asked for on any instance).
 The relay's logic is written once against this protocol; the stores only keep data.
 """
 
@@ -81,6 +83,12 @@ class Store(Protocol):
         The generation polls this too, so a stop whose message was missed (say, during a
         reconnection to the store) still ends it once the stop's terminal event is stored.
         """
+
+    async def heartbeat(self, stream_id: str, ttl: float) -> None:
+        """The generation is running here and will say so again within ``ttl`` seconds."""
+
+    async def alive(self, stream_id: str) -> bool:
+        """Whether the heartbeat of the stream's generation is still fresh."""
 
     async def request_stop(self, stream_id: str) -> None:
         """Ask whichever instance runs the generation to stop it."""

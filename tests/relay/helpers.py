@@ -60,6 +60,10 @@ async def start(
     return stream_id
 
 
+RUNNING: dict[str, asyncio.subprocess.Process] = {}
+"""The relay processes started by :func:`relay_process`, by URL (a test may kill one)."""
+
+
 @contextlib.asynccontextmanager
 async def relay_process(*args: str, secret: str = "sk-relay-process-key") -> AsyncIterator[str]:
     """``openai-sse relay`` as a user starts it; yields its URL once it serves.
@@ -83,10 +87,13 @@ async def relay_process(*args: str, secret: str = "sk-relay-process-key") -> Asy
         line = await asyncio.wait_for(process.stdout.readline(), 20)
         match = re.search(rb"serving on (http://\S+)", line)
         assert match, line
-        yield match.group(1).decode()
+        url = match.group(1).decode()
+        RUNNING[url] = process
+        yield url
     finally:
-        if process.returncode is None:
+        killed = process.returncode is not None
+        if not killed:
             process.terminate()
         _, stderr = await asyncio.wait_for(process.communicate(), 10)
         assert secret.encode() not in stderr
-        assert process.returncode == 0, stderr
+        assert killed or process.returncode == 0, stderr

@@ -13,7 +13,7 @@ from openai_sse.relay import RedisStore, Relay
 from openai_sse.testing import Fault, MockServer, Reply
 
 from .conftest import UPSTREAM_KEY, free_port
-from .helpers import CHAT, collect, content, events, final, relay_process, start
+from .helpers import CHAT, RUNNING, collect, content, events, final, relay_process, start
 
 LONG = " ".join(f"piece{i}" for i in range(80))
 
@@ -149,3 +149,26 @@ async def test_two_relay_processes_on_one_redis(
         assert final(seen)[1]["type"] == "cancelled"
         await upstream.wait_disconnect(timeout=3)
     assert len(upstream.requests) == 2
+
+
+async def test_streams_of_a_crashed_instance_end_as_lost_elsewhere(
+    redis_url: str, upstream: MockServer, http: aiohttp.ClientSession
+) -> None:
+    upstream.enqueue(Reply(text=LONG, fault=Fault.stall_after(3)))
+    args = ("--upstream", upstream.base_url, "--redis", redis_url, "--owner-timeout", "1")
+    async with (
+        relay_process(*args, secret=UPSTREAM_KEY) as a,
+        relay_process(*args, secret=UPSTREAM_KEY) as b,
+    ):
+        stream_id = await start(http, a)
+        async with http.get(f"{b}/v1/streams/{stream_id}") as response:
+            seen = []
+            async for event in events(response):
+                seen.append(event)
+                if len(seen) == 3:
+                    RUNNING[a].kill()  # A dies mid-answer without a word
+        await upstream.wait_disconnect(timeout=3)
+    kind, error = final(seen)
+    assert kind == "error" and error["type"] == "lost"
+    partial = content(seen)
+    assert partial and LONG.startswith(partial)

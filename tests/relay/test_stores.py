@@ -115,3 +115,12 @@ async def test_unreachable_redis_fails_fast_and_clearly() -> None:
         assert loop.time() - started < 2
     finally:
         await store.close()
+
+
+async def test_heartbeat_goes_stale_without_renewal(store: Store) -> None:
+    await store.create("s1", lease=10)
+    assert not await store.alive("s1")
+    await store.heartbeat("s1", 0.1)
+    assert await store.alive("s1")
+    await asyncio.sleep(0.15)
+    assert not await store.alive("s1")
