@@ -255,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .relay.command import add_relay_command
 
     add_relay_command(commands)
+    parser.set_defaults(command_names=tuple(commands.choices))
     return parser
 
 
@@ -272,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if handler is None:
             parser.print_usage(sys.stderr)
-            print(f"{PROG}: error: a command is required (chat or serve)", file=sys.stderr)
+            names = ", ".join(args.command_names)
+            print(f"{PROG}: error: a command is required ({names})", file=sys.stderr)
             return EXIT_USAGE
         return handler(args, command_parser)
     except KeyboardInterrupt:
