@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import logging
 import secrets
@@ -50,8 +51,17 @@ class RecordedRequest:
     headers: CIMultiDictProxy[str]
     query: Mapping[str, str]
     body: bytes
-    json: Any = None
     received_at: float = field(default_factory=time.monotonic)
+
+    @functools.cached_property
+    def json(self) -> Any:
+        """The body parsed as JSON; None when it is empty or not JSON."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError):
+            return None
 
 
 class MockServer:
@@ -59,9 +69,10 @@ class MockServer:
 
     Each chat or responses request takes the next queued item (:class:`Reply`, :class:`Raw`
     or a bare :class:`Fault` applied to the default reply); with the queue empty it answers
-    with the deterministic default reply. ``delay`` paces every chunk (seconds per token) so
-    streams feel live; tests use 0. Every client mistake is a 400 with OpenAI's error body;
-    ``header_timeout`` bounds how long a client may take to send a request (headers, body).
+    with ``reply`` if given, else with the deterministic default reply for the prompt.
+    ``delay`` paces every chunk (seconds per token) so streams feel live; tests use 0. Every
+    client mistake is a 400 with OpenAI's error body; ``header_timeout`` bounds how long a
+    client may take to send a request (headers and body).
     """
 
     def __init__(
@@ -75,11 +86,13 @@ class MockServer:
         script: Sequence[ScriptItem] = (),
         access_log: logging.Logger | None = None,
         header_timeout: float = 15.0,
+        reply: Reply | None = None,
     ) -> None:
         self.api_key = api_key
         self.access_log = access_log  # one line per request at INFO when set
         self.delay = delay
         self.header_timeout = header_timeout
+        self.reply = reply
         self.host = host
         self.models = tuple(models)
         self.requests: list[RecordedRequest] = []
@@ -92,9 +105,9 @@ class MockServer:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._clock = Clock()
-        self._renderings: collections.OrderedDict[tuple[str, bytes], Rendered] = (
-            collections.OrderedDict()
-        )
+        self._renderings: collections.OrderedDict[
+            tuple[str, bytes, int], tuple[Reply | None, Rendered]
+        ] = collections.OrderedDict()
         self._responses_store = ResponseStore()
 
     @classmethod
@@ -266,19 +279,12 @@ class MockServer:
         raw = b""
         if request.can_read_body:
             raw = await asyncio.wait_for(request.read(), self.header_timeout)
-        parsed: Any = None
-        if raw:
-            try:
-                parsed = json.loads(raw)
-            except (ValueError, RecursionError):
-                parsed = None
         recorded = RecordedRequest(
             method=request.method,
             path=request.path,
             headers=request.headers,
             query=dict(request.query),
             body=raw,
-            json=parsed,
         )
         self.requests.append(recorded)
         return recorded
@@ -333,23 +339,19 @@ class MockServer:
         return run
 
     async def _accept(
-        self, request: web.Request, check: Callable[[dict[str, Any]], None]
+        self, recorded: RecordedRequest, check: Callable[[dict[str, Any]], None]
     ) -> tuple[dict[str, Any], ScriptItem | None, Fault] | web.StreamResponse:
-        """Read, authorise and check a request, then take its script item and fault.
+        """Check a request, then take its script item and fault.
 
         Returns the error response instead when the request is refused (or a status fault
         answers it).
         """
-        recorded = await self._record(request)
-        denied = self._auth_error(request)
-        if denied is not None:
-            return denied
         try:
             body = parse_body(recorded.body)
             check(body)
         except BadRequest as exc:
             return self._json(400, exc.body())
-        item = self._queue.popleft() if self._queue else None
+        item = self._queue.popleft() if self._queue else self.reply
         if isinstance(item, Fault):
             fault: Fault | None = item
             item = None
@@ -362,16 +364,30 @@ class MockServer:
             return self._json(fault.status_code, fault.error, fault.headers)
         return body, item, fault
 
-    def _cached(self, key: tuple[str, bytes], render: Callable[[], Rendered]) -> Rendered:
-        """A default reply's rendering, kept so a repeated request re-sends encoded bytes."""
-        rendered = self._renderings.get(key)
-        if rendered is None:
-            rendered = self._renderings[key] = render()
-            if len(self._renderings) > _CACHED_RENDERINGS:
-                self._renderings.popitem(last=False)
-        else:
-            self._renderings.move_to_end(key)
-        return rendered
+    def _cache_hit(self, api: str, recorded: RecordedRequest) -> Rendered | None:
+        """The rendering of this very body answered by the next reply, if it was made before.
+
+        A hit skips parsing, checking and rendering: the bytes go out again under fresh ids.
+        The cache holds the reply object itself, so its ``id()`` cannot be reused meanwhile.
+        """
+        item = self._queue[0] if self._queue else self.reply
+        if item is not None and not isinstance(item, Reply):
+            return None
+        key = (api, recorded.body, id(item))
+        entry = self._renderings.get(key)
+        if entry is None:
+            return None
+        self._renderings.move_to_end(key)
+        if self._queue:
+            self._queue.popleft()
+        return entry[1]
+
+    def _remember(
+        self, api: str, recorded: RecordedRequest, item: Reply | None, rendered: Rendered
+    ) -> None:
+        self._renderings[(api, recorded.body, id(item))] = (item, rendered)
+        if len(self._renderings) > _CACHED_RENDERINGS:
+            self._renderings.popitem(last=False)
 
     # -- plain endpoints -------------------------------------------------------------------
 
@@ -406,7 +422,16 @@ class MockServer:
     # -- chat completions ------------------------------------------------------------------
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        accepted = await self._accept(request, check_chat)
+        recorded = await self._record(request)
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        rendered = self._cache_hit("chat", recorded)
+        if rendered is not None:
+            return await self._stream(
+                request, rendered, _NO_FAULT, substitutions=rendered.fresh_ids()
+            )
+        accepted = await self._accept(recorded, check_chat)
         if not isinstance(accepted, tuple):
             return accepted
         body, item, fault = accepted
@@ -414,12 +439,10 @@ class MockServer:
             return await self._send_raw(request, item, fault)
         assert not isinstance(item, Fault)
         streamed = body.get("stream") is True
-        if streamed and item is None and fault == _NO_FAULT:
-            raw_body = self.requests[-1].body
-            rendered = self._cached(
-                ("chat", raw_body), lambda: _render_chat(plan_reply(None, body))
-            )
-            return await self._stream(request, rendered, fault, substitutions=rendered.fresh_ids())
+        if streamed and fault == _NO_FAULT and _ids_all_generated(item):
+            rendered = _render_chat(plan_reply(item, body))
+            self._remember("chat", recorded, item, rendered)
+            return await self._stream(request, rendered, fault)
         plan = plan_reply(item, body)
         if streamed:
             return await self._send_chat_stream(request, plan, fault)
@@ -476,7 +499,11 @@ class MockServer:
     # -- responses -------------------------------------------------------------------------
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
-        accepted = await self._accept(request, check_responses)
+        recorded = await self._record(request)
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        accepted = await self._accept(recorded, check_responses)
         if not isinstance(accepted, tuple):
             return accepted
         body, item, fault = accepted
@@ -636,6 +663,15 @@ class MockServer:
             await asyncio.get_running_loop().create_future()
         else:
             await asyncio.sleep(seconds)
+
+
+def _ids_all_generated(reply: Reply | None) -> bool:
+    """True when every id in the reply's stream is random, so a re-send may renew them."""
+    if reply is None:
+        return True
+    return all(call.id is None for call in reply.tool_calls) and all(
+        _ids_all_generated(choice) for choice in reply.choices
+    )
 
 
 def _render_chat(plan: Plan) -> Rendered:
