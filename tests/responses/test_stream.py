@@ -396,3 +396,27 @@ async def test_repeated_sequence_numbers_lose_nothing_without_a_resume(
     assert (
         response.output_text == "".join(recorder.content) == "Hello! 🌍 How can I assist you today?"
     )
+
+
+async def test_a_refusal_before_any_event_is_retried(server: LocalServer) -> None:
+    name = "01_openai_text_emoji_no_sequence_number.sse"
+    attempts: list[int] = []
+
+    async def busy_then_stream(request: web.Request) -> web.StreamResponse:
+        attempts.append(1)
+        if len(attempts) == 1:
+            return web.json_response(
+                {"error": {"message": "Slow down", "code": "rate_limit_exceeded"}},
+                status=429,
+                headers={"retry-after-ms": "10"},
+            )
+        return await sse_response(request, body(name))
+
+    server.route("/v1/responses", busy_then_stream)
+    recorder = Recorder()
+    async with Client(api_key="k", base_url=server.url("/v1"), max_retries=1) as client:
+        stream = client.responses.stream(model="m", input="x", listeners=[recorder])
+        response = await stream
+    assert len(attempts) == 2 and stream.metrics.retries == 1
+    assert recorder.calls == ["open", "closed"]
+    assert response.output_text == "Hello! 🌍 How can I assist you today?"
