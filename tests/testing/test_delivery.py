@@ -1,0 +1,185 @@
+"""How MockServer writes streams: cached renderings under fresh ids, one write when unpaced,
+paced chunks never early and kept on one shared schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from openai_sse.testing import Fault, MockServer, Reply, ToolCall
+from openai_sse.testing.delivery import Clock
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def chat(prompt: str = "Tell me about Paris", **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "gpt-4o-mini",
+        "stream": True,
+        "messages": [{"role": "user", "content": prompt}],
+        **extra,
+    }
+
+
+def chunks(raw: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line[6:]) for line in raw.decode().split("\n") if line.startswith("data: {")]
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as sess:
+        yield sess
+
+
+async def timed(
+    session: aiohttp.ClientSession, url: str, body: dict[str, Any]
+) -> tuple[float, list[tuple[float, bytes]]]:
+    """When the request was sent, and each piece of the body with its arrival time."""
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    pieces = []
+    async with session.post(url, json=body) as resp:
+        async for piece in resp.content.iter_any():
+            pieces.append((loop.time(), piece))
+    return sent, pieces
+
+
+async def test_repeated_requests_reuse_the_rendering_under_fresh_ids(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with MockServer(delay=0) as server:
+        url = f"{server.base_url}/chat/completions"
+        bodies = []
+        for _ in range(3):
+            async with session.post(url, json=chat("Weather in Paris?", tools=[WEATHER])) as r:
+                bodies.append(chunks(await r.read()))
+        ids = {b[0]["id"] for b in bodies}
+        call_ids = {c["choices"][0]["delta"]["tool_calls"][0]["id"] for c in (b[1] for b in bodies)}
+        assert len(ids) == 3 and all(i.startswith("chatcmpl-") and len(i) == 38 for i in ids)
+        assert len(call_ids) == 3 and all(i.startswith("call_") for i in call_ids)
+
+        def without_ids(b: list[dict[str, Any]]) -> str:
+            text = json.dumps(b)
+            return text.replace(b[0]["id"], "ID").replace(
+                b[1]["choices"][0]["delta"]["tool_calls"][0]["id"], "CALL"
+            )
+
+        assert without_ids(bodies[0]) == without_ids(bodies[1]) == without_ids(bodies[2])
+
+
+async def test_cached_script_items_are_still_consumed_in_order(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with MockServer(delay=0) as server:
+        url = f"{server.base_url}/chat/completions"
+        same = Reply(text="Same answer.")
+        fixed_id = Reply(tool_calls=[ToolCall("get_weather", {"city": "Oslo"}, id="call_fixed")])
+        server.enqueue(same, same, fixed_id, fixed_id)
+        texts, call_ids = [], []
+        for _ in range(5):
+            async with session.post(url, json=chat()) as r:
+                got = chunks(await r.read())
+            texts.append(
+                "".join(c["choices"][0]["delta"].get("content") or "" for c in got if c["choices"])
+            )
+            calls = [c["choices"][0]["delta"].get("tool_calls") for c in got if c["choices"]]
+            call_ids.extend(call[0]["id"] for call in calls if call and "id" in call[0])
+        assert texts[:2] == ["Same answer.", "Same answer."]
+        assert call_ids == ["call_fixed", "call_fixed"]  # a scripted id is never renewed
+        assert texts[4].startswith("You said:") and server.pending == 0
+
+
+async def test_reply_answers_every_request_when_the_queue_is_empty(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with MockServer(delay=0, reply=Reply(text="Always this.")) as server:
+        for _ in range(2):
+            async with session.post(f"{server.base_url}/chat/completions", json=chat()) as r:
+                got = chunks(await r.read())
+            assert (
+                "".join(c["choices"][0]["delta"].get("content") or "" for c in got if c["choices"])
+                == "Always this."
+            )
+        body = {"model": "gpt-4o-mini", "input": "Hi"}
+        async with session.post(f"{server.base_url}/responses", json=body) as r:
+            assert (await r.json())["output"][0]["content"][0]["text"] == "Always this."
+
+
+async def test_an_unpaced_stream_is_one_write(session: aiohttp.ClientSession) -> None:
+    async with MockServer(delay=0) as server:
+        server.enqueue(Reply(text=[f" w{i}" for i in range(300)]))
+        _, pieces = await timed(session, f"{server.base_url}/chat/completions", chat())
+        raw = b"".join(p for _, p in pieces)
+        assert len(chunks(raw)) == 302 and raw.endswith(b"data: [DONE]\n\n")
+        # 300 events of ~200 bytes written at once arrive in a few large reads, not 300
+        assert len(pieces) <= 8
+
+
+async def test_paced_chunks_are_never_early_and_arrive_spread_out(
+    session: aiohttp.ClientSession,
+) -> None:
+    delay = 0.02
+    async with MockServer(delay=delay) as server:
+        server.enqueue(Reply(text=[f" w{i}" for i in range(20)]))
+        sent, pieces = await timed(session, f"{server.base_url}/chat/completions", chat())
+    arrivals = [t for t, piece in pieces for _ in range(piece.count(b"data: {"))]
+    assert len(arrivals) == 22
+    for k, t in enumerate(arrivals, 1):
+        assert t >= sent + k * delay - 0.002, k
+    assert len(pieces) >= 10
+    assert arrivals[-1] - sent < 22 * delay * 4  # generous: the machine may be busy
+
+
+async def test_many_paced_streams_share_the_schedule(session: aiohttp.ClientSession) -> None:
+    delay, tokens, streams = 0.02, 15, 60
+    async with MockServer(delay=delay, reply=Reply(text=[" x"] * tokens)) as server:
+        url = f"{server.base_url}/chat/completions"
+        results = await asyncio.gather(*(timed(session, url, chat()) for _ in range(streams)))
+    for sent, pieces in results:
+        arrivals = [t for t, piece in pieces for _ in range(piece.count(b"data: {"))]
+        assert len(arrivals) == tokens + 2
+        assert arrivals[0] >= sent + delay - 0.002
+        assert arrivals[-1] >= sent + (tokens + 2) * delay - 0.002
+        assert arrivals[-1] - sent < (tokens + 2) * delay * 6
+
+
+async def test_a_stall_shifts_the_rest_of_a_paced_stream(session: aiohttp.ClientSession) -> None:
+    delay = 0.02
+    async with MockServer(delay=delay) as server:
+        server.enqueue(Reply(text=[" a"] * 10, fault=Fault.stall_after(4, 0.2)))
+        _, pieces = await timed(session, f"{server.base_url}/chat/completions", chat())
+    arrivals = [t for t, piece in pieces for _ in range(piece.count(b"data: {"))]
+    assert len(arrivals) == 12
+    assert arrivals[4] - arrivals[3] >= 0.2
+    # after the pause the stream keeps its pace instead of bursting out what was "due"
+    assert arrivals[-1] - arrivals[4] >= 7 * delay - 0.005
+
+
+async def test_clock_wakes_at_or_after_the_due_time() -> None:
+    clock = Clock()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    dues = [start + 0.01 * (i % 5 + 1) for i in range(50)]
+
+    async def wait(due: float) -> float:
+        await clock.until(due)
+        return loop.time() - due
+
+    lateness = await asyncio.gather(*(wait(d) for d in dues))
+    assert min(lateness) >= -1e-6
+    await clock.until(start - 1)  # a past due time returns at once
