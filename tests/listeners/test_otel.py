@@ -305,3 +305,25 @@ async def test_client_close_ends_the_span_of_an_unfinished_stream() -> None:
     span = telemetry.span()
     assert span.status.status_code is StatusCode.ERROR
     assert dict(span.attributes or {})["error.type"] == "openai_sse.StreamCancelled"
+
+
+def test_request_and_content_attributes_from_bodies() -> None:
+    from openai_sse.listeners.otel import _input_messages, _request_attributes
+
+    chat = _request_attributes(
+        {"stop": "END", "n": 2, "response_format": {"type": "json_schema"}, "top_k": 5}
+    )
+    assert chat == {
+        "gen_ai.request.top_k": 5,
+        "gen_ai.request.stop_sequences": ["END"],
+        "gen_ai.request.choice.count": 2,
+        "gen_ai.output.type": "json",
+    }
+    responses = _request_attributes({"text": {"format": {"type": "text"}}, "n": 1})
+    assert responses == {"gen_ai.output.type": "text"}
+    assert _input_messages({"input": "Hi"}) == [
+        {"role": "user", "parts": [{"type": "text", "content": "Hi"}]}
+    ]
+    assert _input_messages(
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Yo"}]}]}
+    ) == [{"role": "user", "parts": [{"type": "text", "content": "Yo"}]}]

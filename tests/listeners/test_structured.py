@@ -280,3 +280,34 @@ def test_nested_structs_keep_their_definitions() -> None:
     assert schema["required"] == ["name", "address", "previous"]
     assert schema["$defs"]["Address"]["additionalProperties"] is False
     assert schema["properties"]["address"] == {"$ref": "#/$defs/Address"}
+
+
+async def test_each_choice_is_parsed_on_its_own(server: MockServer, client: Client) -> None:
+    first = '{"name": "Ada", "born": 1815, "langs": [], "alive": false}'
+    second = '{"name": "Grace", "born": 1906, "langs": ["en"], "alive": false}'
+    server.enqueue(Reply(choices=[Reply(text=pieces(first)), Reply(text=pieces(second))]))
+    recorder = Recorder()
+    completion = await client.chat.stream(
+        model="gpt-4o-mini", messages=MESSAGES, response_format=Person, listeners=[recorder]
+    )
+    parsed = {c.index: c.message.parsed for c in completion.choices}
+    assert parsed == {
+        0: Person("Ada", 1815, [], False),
+        1: Person("Grace", 1906, ["en"], False),
+    }
+    assert {index for _, index in recorder.partials} == {0, 1}
+    assert {"name": "Gr"} in [v for v, i in recorder.partials if i == 1]
+
+
+async def test_pydantic_tool_class_validation_failure_names_the_call(
+    server: MockServer, client: Client
+) -> None:
+    class Lookup(pydantic.BaseModel):
+        query: str
+
+    server.enqueue(Reply(tool_calls=[ToolCall("Lookup", '{"query": 42}')]))
+    with pytest.raises(StructuredOutputError, match="tool call 'Lookup'") as info:
+        await client.chat.stream(model="gpt-4o-mini", messages=MESSAGES, tools=[Lookup])
+    assert info.value.tool_call is not None
+    assert info.value.tool_call.name == "Lookup"
+    assert info.value.text == '{"query": 42}'
