@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -421,3 +423,34 @@ async def test_bad_requests_get_400_with_the_param(
     error = json.loads(raw)["error"]
     assert error["param"] == param and error["type"] == "invalid_request_error"
     assert error["message"]
+
+
+async def test_the_serve_command_serves_responses() -> None:
+    openai = pytest.importorskip("openai")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "openai_sse",
+        "serve",
+        "--port",
+        "0",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        base_url = line.rsplit(" ", 1)[-1].strip()
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+        client = openai.AsyncOpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+        try:
+            async with client.responses.stream(model="gpt-4o-mini", input="Hello") as stream:
+                final = await stream.get_final_response()
+        finally:
+            await client.close()
+        assert final.status == "completed" and final.output_text.startswith("Hello! I'm")
+    finally:
+        proc.terminate()
+        await proc.communicate()
