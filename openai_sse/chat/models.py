@@ -213,6 +213,10 @@ class ChatCompletionChunk(_Payload):
     ``obfuscation`` (OpenAI padding), ``prompt_filter_results`` (Azure) and ``error`` (sent
     mid-stream by OpenAI, OpenRouter and proxies) are declared; any other provider field is in
     :meth:`to_dict` and :attr:`model_extra`.
+
+    ``choices`` is a tuple (indexing, ``len``, iteration and truth work as on the official
+    list): unlike a list, a tuple of untracked objects is not tracked by the garbage
+    collector, so chunks waiting in an ``async for`` buffer never trigger a collection.
     """
 
     id: str = ""
@@ -221,7 +225,7 @@ class ChatCompletionChunk(_Payload):
     model: str = ""
     system_fingerprint: Optional[str] = None
     service_tier: Optional[str] = None
-    choices: list[ChunkChoice] = []
+    choices: tuple[ChunkChoice, ...] = ()
     usage: Optional[CompletionUsage] = None
     obfuscation: Optional[str] = None
     prompt_filter_results: Optional[list[dict[str, Any]]] = None
@@ -370,7 +374,9 @@ def to_dict(obj: Any) -> Any:
     raw = _raw_of(obj)
     if raw is not None:
         return msgspec.json.decode(raw)
-    return msgspec.to_builtins(obj)
+    # Through JSON rather than ``to_builtins``, so sequences come back as lists, as from a
+    # decoded payload (a chunk's ``choices`` is a tuple).
+    return msgspec.json.decode(msgspec.json.encode(obj))
 
 
 def _raw_of(obj: Any) -> str | bytes | None:
@@ -496,7 +502,7 @@ def _plan_for(cls: type[Any]) -> dict[str, tuple[int, Any, bool]]:
         origin, args = get_origin(tp), get_args(tp)
         if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
             plan[field.encode_name] = (_STRUCT, tp, nullable)
-        elif origin is list and args and isinstance(args[0], type):
+        elif origin in (list, tuple) and args and isinstance(args[0], type):
             if issubclass(args[0], msgspec.Struct):
                 plan[field.encode_name] = (_STRUCTS, args[0], nullable)
             elif args[0] is int:
