@@ -29,6 +29,7 @@ from .errors import (
     StreamError,
     UnprocessableEntityError,
 )
+from .listeners import StructuredOutputError
 from .responses import (
     Response,
     ResponseDispatcher,
@@ -86,6 +87,7 @@ __all__ = [
     "StreamCancelled",
     "StreamError",
     "StreamMetrics",
+    "StructuredOutputError",
     "Timeout",
     "UnprocessableEntityError",
     "__version__",
