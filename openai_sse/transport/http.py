@@ -19,7 +19,7 @@ from .._redact import mask_url
 from ..errors import RedirectError
 from .request import Request
 
-__all__ = ["MAX_REDIRECTS", "send", "watch_connection"]
+__all__ = ["MAX_REDIRECTS", "MaskedResponse", "send", "watch_connection"]
 
 MAX_REDIRECTS: Final = 5
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
@@ -95,6 +95,14 @@ async def send(
         status_code=response.status,
         response=response,
     )
+
+
+class MaskedResponse(aiohttp.ClientResponse):
+    """A response whose repr masks the URL's secrets (sessions the client makes use it)."""
+
+    def __repr__(self) -> str:
+        reason = (self.reason or "None").encode("ascii", "backslashreplace").decode("ascii")
+        return f"<ClientResponse({mask_url(self.url)}) [{self.status} {reason}]>"
 
 
 def watch_connection(response: aiohttp.ClientResponse) -> Callable[[], None]:

@@ -291,6 +291,8 @@ async def test_keys_in_the_url_are_masked_in_reprs_logs_and_errors(
             stream = client.chat.stream(model="m", messages=MESSAGES)
             await stream
             shown = repr(client) + repr(stream._source) + repr(stream._source.request)
+            shown += repr(stream.response)
+            assert "127.0.0.1" in repr(stream.response)
             client.base_url = base + "/missing"
             with pytest.raises(OpenAISSEError) as caught:
                 await client.chat.stream(model="m", messages=MESSAGES)
