@@ -103,6 +103,7 @@ class EventSource:
         self._in_io = False
         # True while the task awaits an async on_open/on_event hook: cancellable from outside.
         self._in_hook = False
+        self._hook_cancelled = False
         self._terminated = False
         self._first_event_timer: asyncio.TimerHandle | None = None
         self._total_timer: asyncio.TimerHandle | None = None
@@ -180,6 +181,7 @@ class EventSource:
         if self._response is not None:
             self._response.close()
         if self._in_io or (self._in_hook and asyncio.current_task() is not self._task):
+            self._hook_cancelled = self._in_hook
             self._task.cancel()
 
     def _on_idle(self) -> None:
@@ -347,8 +349,13 @@ class EventSource:
             finally:
                 unwatch()
         except _Stop:
+            if self._hook_cancelled:
+                # A hook swallowed the cancellation meant to end it; undo it all the same.
+                self._hook_cancelled = False
+                self._uncancel()
             error = self._stop_error(response)
         except asyncio.CancelledError:
+            self._hook_cancelled = False
             if self._idle_fired and self._stop_reason is None:
                 self._idle_fired = False
                 self._uncancel()

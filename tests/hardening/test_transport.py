@@ -4,6 +4,7 @@ framing, pings forever, a loop blocked by another stream, stalled error bodies."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -146,6 +147,40 @@ async def test_total_timeout_ends_a_hung_hook(session: aiohttp.ClientSession) ->
     assert rec.hook_cancelled
     assert isinstance(rec.error, APITimeoutError) and rec.error.phase == "total"
     assert rec.terminal == 1
+
+
+async def test_a_hook_swallowing_the_cancellation_still_ends_cleanly(
+    session: aiohttp.ClientSession,
+) -> None:
+    class Swallows(HungHook):
+        cancelling_in_failure: int | None = None
+
+        async def on_event(
+            self, source: EventSource, id: str | None, type: str | None, data: str
+        ) -> None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await super().on_event(source, id, type, data)
+
+        async def on_failure(
+            self,
+            source: EventSource,
+            error: BaseException,
+            response: aiohttp.ClientResponse | None,
+        ) -> None:
+            await super().on_failure(source, error, response)
+            task = asyncio.current_task()
+            cancelling = getattr(task, "cancelling", None)
+            self.cancelling_in_failure = cancelling() if cancelling else 0
+
+    async with LocalServer({"/": stalling(b"data: 1\n\ndata: 2\n\n")}) as server:
+        rec = Swallows()
+        source = start(session, server.url("/"), rec)
+        await asyncio.wait_for(rec.entered.wait(), 5)
+        source.cancel()
+        await asyncio.wait_for(source.wait(), 2)
+    assert rec.hook_cancelled
+    assert rec.calls == [("open", 200), ("event", None, None, "1"), ("failure", "StreamCancelled")]
+    assert rec.cancelling_in_failure == 0  # the terminal callback runs un-cancelled
 
 
 async def test_cancel_from_inside_a_hook_does_not_cancel_that_hook(
