@@ -6,7 +6,8 @@ stream completes, fails, is cancelled or is cancelled by ``client.close()``. The
 model and parameters, the server, the response id and model, finish reasons, token usage and
 the time to the first chunk become ``gen_ai.*`` attributes; a failure sets the span status
 to ERROR and ``error.type``. The client metrics of the conventions are recorded once per
-stream, when it ends.
+stream when it ends, except the time per output chunk, recorded for each chunk after the first
+as the conventions define it.
 
 Works for chat streams and Responses streams alike (both expose ``request``, ``metrics`` and
 ``snapshot``, and call the same hooks). Message content is not recorded unless asked for with
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from array import array
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
@@ -120,15 +121,15 @@ def _epoch_ns(monotonic: float) -> int:
 class _Watch:
     """What the listener tracks for one stream."""
 
-    __slots__ = ("body", "common", "first", "gaps", "last", "span")
+    __slots__ = ("body", "chunk_attributes", "common", "first", "last", "span")
 
     def __init__(self, span: Span, body: Mapping[str, Any], common: dict[str, Any]) -> None:
         self.span = span
         self.body = body
         self.common = common  # attributes shared by the span and every metric
         self.first: float | None = None  # monotonic time of the first chunk
-        self.last = 0.0
-        self.gaps = array("d")  # seconds between consecutive chunks
+        self.last = 0.0  # monotonic time of the latest chunk
+        self.chunk_attributes = common
 
 
 class OpenTelemetryListener:
@@ -183,7 +184,9 @@ class OpenTelemetryListener:
             description="Time between consecutive chunks of a streamed response.",
             explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
         )
-        self._watches: dict[int, _Watch] = {}
+        # Keyed by the stream itself (weakly), so a stream that somehow never ends cannot hand
+        # its span to a later stream that reuses its id().
+        self._watches: weakref.WeakKeyDictionary[Any, _Watch] = weakref.WeakKeyDictionary()
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -192,11 +195,11 @@ class OpenTelemetryListener:
 
     def on_chunk(self, stream: Any, chunk: Any) -> None:
         """A chat chunk: time it."""
-        self._tick(stream)
+        self._tick(stream, chunk)
 
     def on_event(self, stream: Any, event: Any) -> None:
         """A Responses event: time it."""
-        self._tick(stream)
+        self._tick(stream, getattr(event, "response", None))
 
     def on_closed(self, stream: Any, result: Any) -> None:
         self._finish(stream, result, None)
@@ -207,7 +210,7 @@ class OpenTelemetryListener:
     # -- internals ------------------------------------------------------------------------
 
     def _watch(self, stream: Any) -> _Watch:
-        watch = self._watches.get(id(stream))
+        watch = self._watches.get(stream)
         if watch is not None:
             return watch
         request = getattr(stream, "request", None)
@@ -238,25 +241,31 @@ class OpenTelemetryListener:
         span = self._tracer.start_span(
             name, kind=SpanKind.CLIENT, attributes=attributes, start_time=_epoch_ns(started)
         )
-        watch = self._watches[id(stream)] = _Watch(span, body, common)
+        watch = self._watches[stream] = _Watch(span, body, common)
         return watch
 
-    def _tick(self, stream: Any) -> None:
-        watch = self._watches.get(id(stream))
+    def _tick(self, stream: Any, item: Any) -> None:
+        """Time one chunk; each gap after the first chunk is recorded as it happens, so a
+        long stream does not end with a burst of records."""
+        watch = self._watches.get(stream)
         if watch is None:
             watch = self._watch(stream)
         now = time.monotonic()
-        if watch.first is None:
-            watch.first = now
+        if watch.first is not None:
+            self._per_chunk.record(now - watch.last, watch.chunk_attributes)
         else:
-            watch.gaps.append(now - watch.last)
+            watch.first = now
+            model = getattr(item, "model", None)
+            if isinstance(model, str) and model:
+                watch.common["gen_ai.response.model"] = model
+            watch.chunk_attributes = dict(watch.common)
         watch.last = now
 
     def _finish(self, stream: Any, result: Any, error: BaseException | None) -> None:
-        watch = self._watches.pop(id(stream), None)
+        watch = self._watches.pop(stream, None)
         if watch is None:  # failed before it opened: the span starts now, backdated
             watch = self._watch(stream)
-            del self._watches[id(stream)]
+            del self._watches[stream]
         span = watch.span
         try:
             common = watch.common
@@ -295,9 +304,6 @@ class OpenTelemetryListener:
                     self._tokens.record(count, {**common, "gen_ai.token.type": kind})
             if watch.first is not None:
                 self._first_chunk.record(watch.first - started, common)
-                per_chunk = self._per_chunk
-                for gap in watch.gaps:
-                    per_chunk.record(gap, common)
         finally:
             span.end()
 
