@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -311,3 +313,21 @@ async def test_pydantic_tool_class_validation_failure_names_the_call(
     assert info.value.tool_call is not None
     assert info.value.tool_call.name == "Lookup"
     assert info.value.text == '{"query": 42}'
+
+
+async def test_async_partial_hooks_are_awaited_in_order(server: MockServer, client: Client) -> None:
+    seen: list[Any] = []
+
+    class Slow(ChatListener):
+        async def on_partial_content(self, stream: Any, value: Any, index: int) -> None:
+            await asyncio.sleep(0)
+            seen.append(copy.deepcopy(value))
+
+    server.enqueue(Reply(text=pieces(ANSWER, 8)))
+    completion = await client.chat.stream(
+        model="gpt-4o-mini", messages=MESSAGES, response_format=Person, listeners=[Slow()]
+    )
+    assert seen[0] == {}
+    assert seen[-1] == json.loads(ANSWER)
+    assert all(a != b for a, b in itertools.pairwise(seen))  # called only when the value grew
+    assert completion.choices[0].message.parsed.name == "Ada Lovelace"
