@@ -65,6 +65,7 @@ _REQUEST_PARAMS: Final = (
 # Host suffix -> gen_ai.provider.name (well-known values of the conventions).
 _PROVIDERS: Final = (
     ("openai.azure.com", "azure.ai.openai"),
+    ("cognitiveservices.azure.com", "azure.ai.openai"),
     ("services.ai.azure.com", "azure.ai.inference"),
     ("models.ai.azure.com", "azure.ai.inference"),
     ("deepseek.com", "deepseek"),

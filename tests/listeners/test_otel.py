@@ -237,6 +237,7 @@ def test_provider_name() -> None:
         ("https://api.openai.com/v1", "openai"),
         ("https://my-res.openai.azure.com/openai/deployments/x", "azure.ai.openai"),
         ("https://api.deepseek.com", "deepseek"),
+        ("https://r.cognitiveservices.azure.com/openai/v1", "azure.ai.openai"),
         ("https://api.groq.com/openai/v1", "groq"),
         ("https://api.mistral.ai/v1", "mistral_ai"),
         ("https://api.x.ai/v1", "x_ai"),
