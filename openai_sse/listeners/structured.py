@@ -148,6 +148,11 @@ class StructuredOutput:
 
     ``content`` is the content's :class:`OutputType` (None: content is not parsed); ``tools``
     maps tool names to theirs (calls of other tools parse to plain JSON values).
+
+    A choice is validated when its finish reason arrives, and a failure then fails the stream.
+    A server that ends with ``[DONE]`` without finish reasons gets its choices validated in
+    ``on_closed``, when the outcome is already decided: a failure there is logged and leaves
+    ``parsed`` at None.
     """
 
     raise_errors: ClassVar[bool] = True  # a parse or validation failure fails the stream
