@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 
 import msgspec
 
-from ..chat.models import _RAW, _malformed, _normalise, _Payload
+from ..chat.models import _RAW, _malformed, _normalise, _Payload, _raw_of
 
 __all__ = [
     "AnnotationContainerFileCitation",
@@ -420,6 +420,23 @@ class Response(_Payload):
     prompt_cache_key: Optional[str] = None
     safety_identifier: Optional[str] = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The response as a plain dict: the server's payload when it was decoded from one;
+        built here (a snapshot), its fields, with generic items as the payloads they hold."""
+        payload = super().to_dict()
+        if _raw_of(self) is None:
+            payload["output"] = [
+                _plain(item, plain)
+                for item, plain in zip(self.output, payload["output"], strict=True)
+            ]
+        return payload
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        if _raw_of(self) is not None:
+            return super().to_json(indent=indent)
+        text = msgspec.json.encode(self.to_dict()).decode()
+        return msgspec.json.format(text, indent=indent) if indent else text
+
     @property
     def output_text(self) -> str:
         """The text of every ``output_text`` part of every message, joined."""
@@ -431,6 +448,21 @@ class Response(_Payload):
             if isinstance(part, ResponseOutputText)
         ]
         return "".join(texts)
+
+
+def _plain(value: Any, plain: Any) -> Any:
+    """``plain`` (the builtins of ``value``) with every generic stand-in back to its payload."""
+    if isinstance(value, _Generic):
+        return value.raw
+    if isinstance(value, ResponseOutputMessage):
+        plain["content"] = [
+            _plain(p, q) for p, q in zip(value.content, plain["content"], strict=True)
+        ]
+    elif isinstance(value, ResponseOutputText):
+        plain["annotations"] = [
+            _plain(a, b) for a, b in zip(value.annotations, plain["annotations"], strict=True)
+        ]
+    return plain
 
 
 # ----------------------------------------------------------------------------- decoding

@@ -320,3 +320,41 @@ def test_many_small_deltas_are_joined_once() -> None:
         if i % 1000 == 0:
             assert len(accumulator.snapshot.output_text) == 2 * (i + 1)
     assert accumulator.snapshot.output_text == "ab" * 20_000
+
+
+def test_a_snapshot_as_plain_data_shows_unknown_kinds_as_sent() -> None:
+    shell = {"type": "local_shell_call", "id": "ls", "status": "in_progress"}
+    audio = {"type": "output_audio", "data": "AA"}
+    page = {"type": "page_ref", "page": 2}
+    accumulator = _events(
+        {"type": "response.output_item.added", "output_index": 0, "item": shell},
+        {
+            "type": "response.content_part.added",
+            "output_index": 1,
+            "item_id": "m",
+            "content_index": 0,
+            "part": audio,
+        },
+        {
+            "type": "response.output_text.delta",
+            "output_index": 1,
+            "item_id": "m",
+            "content_index": 1,
+            "delta": "see",
+        },
+        {
+            "type": "response.output_text.annotation.added",
+            "output_index": 1,
+            "item_id": "m",
+            "content_index": 1,
+            "annotation_index": 0,
+            "annotation": page,
+        },
+    )
+    plain = accumulator.snapshot.to_dict()
+    assert plain["output"][0] == shell
+    message = plain["output"][1]
+    assert message["content"][0] == audio
+    assert message["content"][1]["text"] == "see"
+    assert message["content"][1]["annotations"] == [page]
+    assert json.loads(accumulator.snapshot.to_json()) == plain
