@@ -20,7 +20,8 @@ What the partial value holds at any moment (strict JSON, RFC 8259):
 The value is updated in place: :attr:`PartialJSONParser.value` returns the same dict or list
 object every time, so copy it (``copy.deepcopy``) to keep a snapshot. Strings are grown with
 CPython's in-place concatenation, linear as long as nobody else holds a reference to the open
-string; the parser never re-reads what it has consumed.
+string; the parser never re-reads what it has consumed. Besides the value it keeps the deltas
+it was fed (one list entry each), so an error can report the text.
 """
 
 from __future__ import annotations
