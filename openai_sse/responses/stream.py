@@ -16,7 +16,6 @@ from ..errors import (
     APIConnectionError,
     IncompleteStreamError,
     ProtocolError,
-    StreamCancelled,
     StreamError,
 )
 from ..streaming import DRAIN_TIMEOUT, BaseStream, Connect, RetryDelay
@@ -171,8 +170,10 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
 
     def _ended(self, source: EventSource, error: BaseException | None) -> Awaitable[None] | None:
         if not self._finished:
-            if self._pending_error is not None and isinstance(error, StreamCancelled):
-                error = self._pending_error  # the wait for response.failed ran out
+            if self._pending_error is not None and error is not None:
+                # The wait for response.failed ran out, or the connection went first: the
+                # error event says what happened.
+                error = self._pending_error
             elif self._should_resume(error):
                 if self._drain is not None:
                     self._drain.cancel()
