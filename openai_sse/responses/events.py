@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 
 import msgspec
 
-from ..chat.models import _RAW, _malformed, _normalise, _Payload
+from ..chat.models import _malformed, _normalise, _Payload
 from .models import (
     Logprob,
     Response,
@@ -515,13 +515,13 @@ def decode_event(data: str | bytes) -> ResponseStreamEvent:
         event = _decode_repaired(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _malformed("response event", data, f"invalid JSON ({exc})") from None
-    setattr(event, _RAW, data)
+    event._raw_json = data
     if isinstance(event, _ResponseEvent):
         # The response inside keeps its own JSON too, so the final object's to_dict() and
         # model_extra show every field the server sent. These events are few per stream.
         inner = msgspec.json.decode(data).get("response")
         if isinstance(inner, dict):
-            setattr(event.response, _RAW, msgspec.json.encode(inner))
+            event.response._raw_json = msgspec.json.encode(inner)
     return event
 
 

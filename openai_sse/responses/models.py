@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 
 import msgspec
 
-from ..chat.models import _RAW, _malformed, _normalise, _Payload, _raw_of
+from ..chat.models import _malformed, _normalise, _Payload, _raw_of
 
 __all__ = [
     "AnnotationContainerFileCitation",
@@ -507,7 +507,7 @@ def decode_response(data: str | bytes) -> Response:
         response = convert(repair_response(payload), Response, data, "response")
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _malformed("response", data, f"invalid JSON ({exc})") from None
-    setattr(response, _RAW, data)
+    response._raw_json = data
     return response
 
 
