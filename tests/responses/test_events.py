@@ -185,3 +185,91 @@ def test_malformed_response_body_raises_protocol_error() -> None:
         decode_response(b"<html>")
     with pytest.raises(ProtocolError):
         decode_response(b'{"output": 3}')
+
+
+def test_built_in_tool_items_are_typed_with_the_official_paths() -> None:
+    from openai_sse.responses import models as m
+
+    items = [
+        {
+            "id": "ci_1",
+            "type": "code_interpreter_call",
+            "status": "completed",
+            "code": "print(1)",
+            "container_id": "cntr_1",
+            "outputs": [
+                {"type": "logs", "logs": "1\n"},
+                {"type": "image", "url": "https://x/i.png"},
+            ],
+        },
+        {
+            "id": "fs_1",
+            "type": "file_search_call",
+            "status": "completed",
+            "queries": ["q"],
+            "results": [
+                {
+                    "attributes": {},
+                    "file_id": "file-1",
+                    "filename": "a.pdf",
+                    "score": 0.9,
+                    "text": "t",
+                }
+            ],
+        },
+        {
+            "id": "mcpl_1",
+            "type": "mcp_list_tools",
+            "server_label": "wiki",
+            "error": None,
+            "tools": [
+                {"annotations": None, "description": "d", "input_schema": {}, "name": "read"}
+            ],
+        },
+        {
+            "id": "mcp_1",
+            "type": "mcp_call",
+            "approval_request_id": None,
+            "arguments": "{}",
+            "error": None,
+            "name": "ask",
+            "output": "x",
+            "server_label": "wiki",
+            "status": "completed",
+        },
+        {
+            "id": "mcpr_1",
+            "type": "mcp_approval_request",
+            "arguments": "{}",
+            "name": "ask",
+            "server_label": "wiki",
+        },
+        {"id": "ig_1", "type": "image_generation_call", "status": "completed", "result": "AAAA"},
+        {"id": "ctc_1", "type": "custom_tool_call", "call_id": "c1", "input": "x", "name": "g"},
+        {
+            "id": "ws_2",
+            "type": "web_search_call",
+            "status": "completed",
+            "action": {"type": "open_page", "url": "https://x"},
+        },
+    ]
+    decoded = [
+        decode_event(json.dumps({"type": "response.output_item.done", "item": item})).item  # type: ignore[union-attr]
+        for item in items
+    ]
+    code, files, tools, call, approval, image, custom, web = decoded
+    assert isinstance(code, m.ResponseCodeInterpreterToolCall)
+    assert code.outputs is not None and code.outputs[1].url == "https://x/i.png"
+    assert isinstance(files, m.ResponseFileSearchToolCall)
+    assert files.results is not None and files.results[0].filename == "a.pdf"
+    assert isinstance(tools, m.McpListTools) and tools.tools[0].name == "read"
+    assert isinstance(call, m.McpCall) and call.output == "x"
+    assert isinstance(approval, m.McpApprovalRequest) and approval.server_label == "wiki"
+    assert isinstance(image, m.ImageGenerationCall) and image.result == "AAAA"
+    assert isinstance(custom, m.ResponseCustomToolCall) and custom.input == "x"
+    assert isinstance(web, m.ResponseFunctionWebSearch)
+    assert web.action is not None and (web.action.type, web.action.url) == (
+        "open_page",
+        "https://x",
+    )
+    assert [item.type for item in decoded] == [item["type"] for item in items]
