@@ -9,7 +9,7 @@ is specific here is which hooks an event calls, and a direct path for the most c
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from ..streaming import Emission, Fanout
@@ -40,6 +40,7 @@ _REASONING_DELTAS: Final = (
     ev.ResponseReasoningSummaryTextDeltaEvent,
     ev.ResponseReasoningTextDeltaEvent,
 )
+_COMPLETE: Final = (ev.ResponseCompletedEvent, ev.ResponseIncompleteEvent)
 _WITH_RESPONSE: Final = (
     ev.ResponseCompletedEvent,
     ev.ResponseIncompleteEvent,
@@ -70,6 +71,10 @@ class ResponseDispatcher(Fanout):
 
     stream: ResponseStream
     _direct_text: bool
+
+    def __init__(self, stream: object, listeners: Iterable[object] = ()) -> None:
+        self._calls_reported: set[int] = set()  # output indexes whose call was reported
+        super().__init__(stream, listeners)
 
     def _rebuilt(self) -> None:
         self._direct_text = not self._any_async and not any(
@@ -110,8 +115,17 @@ class ResponseDispatcher(Fanout):
         elif isinstance(event, ev.ResponseOutputItemDoneEvent):
             item = event.item
             if isinstance(item, ResponseFunctionToolCall) and hooks["on_tool_call"]:
+                self._calls_reported.add(event.output_index)
                 out.append(("on_tool_call", (item, event.output_index)))
         elif isinstance(event, _WITH_RESPONSE):
+            if hooks["on_tool_call"] and isinstance(event, _COMPLETE):
+                # Servers that never sent output_item.done for a call: report it now.
+                reported = self._calls_reported
+                out.extend(
+                    ("on_tool_call", (item, index))
+                    for index, item in enumerate(event.response.output)
+                    if isinstance(item, ResponseFunctionToolCall) and index not in reported
+                )
             usage = event.response.usage
             if usage is not None and hooks["on_usage"]:
                 out.append(("on_usage", (usage,)))

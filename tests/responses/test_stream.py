@@ -420,3 +420,15 @@ async def test_a_refusal_before_any_event_is_retried(server: LocalServer) -> Non
     assert len(attempts) == 2 and stream.metrics.retries == 1
     assert recorder.calls == ["open", "closed"]
     assert response.output_text == "Hello! 🌍 How can I assist you today?"
+
+
+async def test_a_call_without_its_item_done_is_reported_at_the_end(server: LocalServer) -> None:
+    """A compatible server that skips output_item.done still reports the complete call."""
+    name = "02_openai_function_call_single.sse"
+    blocks = [b for b in events_of(name) if b"response.output_item.done" not in b]
+    server.route("/v1/responses", _in_pieces(b"".join(blocks), 13))
+    recorder = Recorder()
+    async with _client(server) as client:
+        response = await client.responses.stream(model="m", input="x", listeners=[recorder])
+    assert [(call, index) for call, index in recorder.tool_calls] == [(response.output[0], 0)]
+    assert recorder.tool_calls[0][0].arguments == '{"a":1231,"b":2331}'
