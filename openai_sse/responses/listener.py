@@ -61,7 +61,8 @@ class ResponseListener:
         self, stream: ResponseStream, call: ResponseFunctionToolCall, index: int
     ) -> Awaitable[None] | None:
         """A function call whose arguments are complete (``call.name``, ``call.arguments``,
-        ``call.call_id``), at output ``index``."""
+        ``call.call_id``), at output ``index``: on its ``output_item.done``, or when the
+        response completes for a server that sends none."""
         return None
 
     def on_usage(self, stream: ResponseStream, usage: ResponseUsage) -> Awaitable[None] | None:
