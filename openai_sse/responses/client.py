@@ -11,7 +11,12 @@ from .models import Response, decode_response
 from .stream import ResponseStream
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ..client import Client
+    from .params import EasyInputMessageParam, ResponseParams
+
+    Input = str | Iterable[EasyInputMessageParam | Mapping[str, Any]]
 
 __all__ = ["Responses"]
 
@@ -26,14 +31,14 @@ class Responses:
         self,
         *,
         model: str | None = None,
-        input: Any = None,
+        input: Input | None = None,
         listeners: Iterable[object] = (),
         response_id: str | None = None,
         starting_after: int | None = None,
         resume: bool = False,
         extra_headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-        **params: Any,
+        **params: Unpack[ResponseParams],
     ) -> ResponseStream:
         """Start streaming at once and return the :class:`ResponseStream`.
 
@@ -65,7 +70,7 @@ class Responses:
                 )
             body: dict[str, Any] = {"model": model, **params}
             if input is not None:
-                body["input"] = input
+                body["input"] = _input(input)
             body["stream"] = True
             if extra_body:
                 body.update(extra_body)
@@ -89,15 +94,15 @@ class Responses:
         self,
         *,
         model: str,
-        input: Any = None,
+        input: Input | None = None,
         extra_headers: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-        **params: Any,
+        **params: Unpack[ResponseParams],
     ) -> Response:
         """One response without streaming, with the same retries, caps and errors as streams."""
         body: dict[str, Any] = {"model": model, **params}
         if input is not None:
-            body["input"] = input
+            body["input"] = _input(input)
         body.pop("stream", None)
         if extra_body:
             body.update(extra_body)
@@ -116,3 +121,12 @@ class Responses:
             path += f"&starting_after={int(starting_after)}"
         request = self._client._request(path, None, extra_headers, method="GET")
         return self._client._connect(request, deadline)
+
+
+def _input(value: object) -> Any:
+    """A string as it is; any other iterable of items as a list (a generator too)."""
+    if isinstance(value, (str, Mapping)):
+        return value
+    if isinstance(value, Iterable):
+        return list(value)
+    raise TypeError(f"input must be a string or a list of items, not {type(value).__name__}")

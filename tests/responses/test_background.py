@@ -208,3 +208,18 @@ async def test_client_close_cancels_a_running_stream(server: LocalServer) -> Non
     await client.close()
     assert stream.done and len(seen.failures) == 1
     await asyncio.wait_for(server.disconnected.wait(), 5)
+
+
+async def test_input_items_from_any_iterable_are_sent_as_a_list(server: LocalServer) -> None:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"id": "r", "status": "completed", "output": []})
+
+    server.route("/v1/responses", answer)
+    messages = ({"role": role, "content": text} for role, text in [("user", "a"), ("user", "b")])
+    async with _client(server) as client:
+        await client.responses.create(model="m", input=messages, instructions="Be brief.")
+        with pytest.raises(TypeError, match="input must be"):
+            await client.responses.create(model="m", input=42)  # type: ignore[arg-type]
+    sent = json.loads(server.bodies[0])
+    assert sent["input"] == [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
+    assert sent["instructions"] == "Be brief."
