@@ -19,12 +19,15 @@ from .models import (
     ResponseUsage,
     decode_response,
 )
+from .params import EasyInputMessageParam, ReasoningParam, ResponseParams
 from .stream import ResponseStream
 
 __all__ = [
+    "EasyInputMessageParam",
     "GenericEvent",
     "GenericItem",
     "GenericPart",
+    "ReasoningParam",
     "Response",
     "ResponseAccumulator",
     "ResponseDispatcher",
@@ -34,6 +37,7 @@ __all__ = [
     "ResponseOutputMessage",
     "ResponseOutputRefusal",
     "ResponseOutputText",
+    "ResponseParams",
     "ResponseReasoningItem",
     "ResponseStream",
     "ResponseStreamEvent",
