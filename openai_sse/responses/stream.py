@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     APIConnectionError,
+    APITimeoutError,
     IncompleteStreamError,
     ProtocolError,
     StreamError,
@@ -191,6 +192,8 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
             return False
         if error is not None and not isinstance(error, APIConnectionError):
             return False  # cancelled, a status error, a protocol error: not a drop
+        if isinstance(error, APITimeoutError) and error.phase == "total":
+            return False  # the call's whole time is spent
         if self._resumes >= MAX_RESUMES:
             return False
         return bool(self.response_id) and self._last_sequence >= 0
