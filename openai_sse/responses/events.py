@@ -503,16 +503,17 @@ _SUMMARY_PART_EVENTS = (
 )
 
 
-def decode_event(data: str | bytes) -> ResponseStreamEvent:
+def decode_event(data: str | bytes, event_type: str | None = None) -> ResponseStreamEvent:
     """Decode one event's data; :class:`~openai_sse.ProtocolError` if it is not an event.
 
-    The type is read from the JSON ``type`` field, never from the SSE ``event:`` line, so
-    servers that send no ``event:`` lines decode the same.
+    The type is read from the JSON ``type`` field, so servers that send no ``event:`` lines
+    decode the same; ``event_type`` (the SSE ``event:`` field) is used only for a payload
+    without a ``type``.
     """
     try:
         event: ResponseStreamEvent = _event_decoder.decode(data)
     except msgspec.ValidationError:
-        event = _decode_repaired(data)
+        event = _decode_repaired(data, event_type)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _malformed("response event", data, f"invalid JSON ({exc})") from None
     event._raw_json = data
@@ -525,9 +526,11 @@ def decode_event(data: str | bytes) -> ResponseStreamEvent:
     return event
 
 
-def _decode_repaired(data: str | bytes) -> ResponseStreamEvent:
+def _decode_repaired(data: str | bytes, event_type: str | None) -> ResponseStreamEvent:
     payload = _load_object(data, "response event")
     kind = payload.get("type")
+    if kind is None and event_type and event_type != "message":
+        kind = payload["type"] = event_type
     cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         sequence = payload.get("sequence_number")

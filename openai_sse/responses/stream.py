@@ -117,7 +117,7 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
             return None  # draining what follows the terminal event
         if data[:1] != "{":
             raise _not_an_object(data)
-        event = ev.decode_event(data)
+        event = ev.decode_event(data, type)
         sequence = event.sequence_number
         if sequence is not None:
             if self._skip_through >= 0:

@@ -273,3 +273,12 @@ def test_built_in_tool_items_are_typed_with_the_official_paths() -> None:
         "https://x",
     )
     assert [item.type for item in decoded] == [item["type"] for item in items]
+
+
+def test_the_sse_event_name_stands_in_for_a_missing_type() -> None:
+    event = decode_event('{"item_id":"m","delta":"hi"}', "response.output_text.delta")
+    assert isinstance(event, ev.ResponseTextDeltaEvent) and event.delta == "hi"
+    assert decode_event('{"delta":"hi"}', "message").type == ""
+    assert decode_event('{"type":"response.refusal.delta","delta":"no"}', "other").type == (
+        "response.refusal.delta"
+    )
