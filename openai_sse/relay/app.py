@@ -210,19 +210,21 @@ class Relay:
         if not task.cancelled() and task.exception() is not None:
             logger.error("Stream %s failed: %r", stream_id, task.exception())
 
-    async def stop_generation(self, stream_id: str) -> bool:
+    async def stop_generation(self, stream_id: str) -> bool | None:
         """End the stream for every follower and stop its generation wherever it runs.
+
+        Returns None for an unknown stream, False when it had ended already.
 
         The ``cancelled`` error is stored first, so followers end even if the instance that
         runs the generation is gone; that instance hears the stop and cancels its upstream.
         """
         if not await self.store.exists(stream_id):
-            return False
+            return None
         error = relay_error("cancelled", "StreamCancelled", "Stopped on request.")
-        await self.store.append(stream_id, ERROR, error)
+        ended_here = await self.store.append(stream_id, ERROR, error) is not None
         self._on_stop(stream_id)
         await self.store.request_stop(stream_id)
-        return True
+        return ended_here
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -302,12 +304,12 @@ class Relay:
     async def _delete_stream(self, request: web.Request) -> web.StreamResponse:
         stream_id = request.match_info["id"]
         try:
-            found = await self.stop_generation(stream_id)
+            stopped = await self.stop_generation(stream_id)
         except StoreUnavailable as exc:
             return _unavailable(exc)
-        if not found:
+        if stopped is None:
             return _not_found(stream_id)
-        return web.json_response({"id": stream_id, "object": "relay.stream", "stopped": True})
+        return web.json_response({"id": stream_id, "object": "relay.stream", "stopped": stopped})
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -121,6 +121,8 @@ async def test_delete_ends_followers_and_cancels_the_upstream(
     # a late follower sees the same end; a second stop changes nothing
     async with http.get(url) as response:
         assert final(await collect(response)) == ("error", error)
+    async with http.delete(url) as reply:
+        assert (await reply.json())["stopped"] is False
 
 
 async def test_nobody_listening_for_the_grace_time_stops_the_generation(
