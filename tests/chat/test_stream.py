@@ -187,8 +187,15 @@ async def test_failing_listener_is_isolated_and_logged(
             model="m", messages=MESSAGES, listeners=[Broken(), good]
         )
     assert "".join(good.content) == completion.choices[0].message.content
-    assert "Broken.on_content" in caplog.text
     assert good.closed == [completion]
+    # One traceback for the first failure, then one line with the count at the end.
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1
+    assert "Broken.on_content raised ValueError: listener bug" in tracebacks[0].getMessage()
+    assert caplog.records[-1].getMessage() == (
+        "Listener failures in this stream: Broken.on_content failed "
+        f"{len(good.content)} times (last: ValueError: listener bug)"
+    )
 
 
 async def test_raise_errors_fails_the_stream(server: LocalServer, client: Client) -> None:
