@@ -534,7 +534,8 @@ def _repair(value: Any, kinds: dict[str, type[Any]], generic: type[_Generic]) ->
     """One union member: a known kind is normalised in place, another kind becomes generic."""
     if not isinstance(value, dict):
         return value
-    cls = kinds.get(value.get("type"))  # type: ignore[arg-type]
+    kind = value.get("type")
+    cls = kinds.get(kind) if isinstance(kind, str) else None
     if cls is None:
         return generic(raw=value)
     if cls is ResponseOutputMessage:
