@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.metadata
 import json
 import os
@@ -157,6 +158,31 @@ def git_commit() -> str | None:
 # -- (a) throughput --------------------------------------------------------------------------
 
 
+class GCWatch:
+    """Counts the collector's runs per generation, and the time they take, while installed."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]
+        self.seconds = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.counts[info["generation"]] += 1
+            self.seconds += time.perf_counter() - self._started
+
+    def reset(self) -> None:
+        self.counts = [0, 0, 0]
+        self.seconds = 0.0
+
+    def totals(self) -> tuple[int, int, int, float]:
+        young, middle, full = self.counts
+        return young, middle, full, self.seconds * 1000
+
+
 def spread(values: Sequence[float]) -> dict[str, float]:
     """Median with min and max: what every table shows, never one lucky figure."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
@@ -194,14 +220,18 @@ async def _throughput_shape(server: ServerProcess, config: Config, shape: Shape)
         elif got != shape.expected(warm):
             raise AssertionError(f"{contender.name}: got {got}, expected {shape.expected(warm)}")
     times: dict[str, list[float]] = {c.key: [] for c in runners}
+    collections: dict[str, list[tuple[int, int, int, float]]] = {c.key: [] for c in runners}
+    gc_watch = GCWatch()
     for round_ in range(config.rounds):
         # Interleaved, in an order rotated every round: a noisy moment on a shared machine
         # hits one round of every contender, so the per-round ratios hold.
         shift = round_ % len(runners)
         for contender in runners[shift:] + runners[:shift]:
+            gc_watch.reset()
             started = time.perf_counter()
             got = await contender.run(n)
             elapsed = time.perf_counter() - started
+            collections[contender.key].append(gc_watch.totals())
             expected = (
                 (body_size, -1) if contender.key == "aiohttp_bytes" else (want_chunks, want_chars)
             )
@@ -224,6 +254,8 @@ async def _throughput_shape(server: ServerProcess, config: Config, shape: Shape)
             # Ratios are taken round by round (same moment of the machine), then summarised.
             "vs_openai": _ratios(official, own),
             "share_of_floor": _ratios(floor, own),
+            # Garbage collections during each round: (young, middle, full, milliseconds).
+            "gc": collections[contender.key],
         }
     return {
         "text": shape.text,
@@ -248,6 +280,13 @@ def _range(s: dict[str, float] | None, fmt_: str = "{:,.0f}", suffix: str = "") 
     return f"{body} ({fmt_.format(s['min'])}–{fmt_.format(s['max'])})"
 
 
+def _gc_cell(rounds: list[list[float]]) -> str:
+    """Collections per round (young/middle/full, medians) and the most time one round spent."""
+    young, middle, full = (statistics.median(r[i] for r in rounds) for i in range(3))
+    worst = max(r[3] for r in rounds)
+    return f"{young:g}/{middle:g}/{full:g}, max {worst:.0f} ms"
+
+
 def print_throughput(result: dict[str, Any]) -> None:
     for text, shape in result["shapes"].items():
         rows = [
@@ -256,6 +295,7 @@ def print_throughput(result: dict[str, Any]) -> None:
                 _range(r["chunks_per_s"]),
                 _range(r["vs_openai"], "{:,.1f}", "x"),
                 _range(r["share_of_floor"], "{:.0%}"),
+                _gc_cell(r["gc"]),
             )
             for r in sorted(shape["rows"].values(), key=lambda r: -r["chunks_per_s"]["median"])
         ]
@@ -263,7 +303,8 @@ def print_throughput(result: dict[str, Any]) -> None:
             f"\n(a) one stream of {shape['chunks']:,} chunks, text {text} "
             f"({shape['bytes'] / 1e6:.2f} MB), median (min–max) of {shape['rounds']} rounds\n"
         )
-        print(markdown(["reader", "chunks/s", "vs openai", "share of msgspec floor"], rows))
+        headers = ["reader", "chunks/s", "vs openai", "share of msgspec floor", "GC per round"]
+        print(markdown(headers, rows))
 
 
 # -- (a2) many streams at full speed: CPU per chunk, async for against a listener --------------
