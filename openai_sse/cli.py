@@ -1,8 +1,10 @@
-"""The ``openai-sse`` command line: stream one chat answer, or serve the embedded mock API.
+"""The ``openai-sse`` command line: stream one chat answer, serve the embedded mock API, relay.
 
 ``openai-sse chat PROMPT`` prints the answer as it streams. Without an API key and without a
 base URL it answers offline from the embedded :class:`~openai_sse.testing.MockServer`.
-``openai-sse serve`` runs that server in the foreground for other clients.
+``openai-sse serve`` runs that server in the foreground for other clients; ``openai-sse
+relay`` (in :mod:`openai_sse.relay.command`) serves the relay. Exit statuses are the
+``EXIT_*`` constants, documented in ``docs/cli.md``.
 
 Only the standard library and the already loaded package are imported up front, so
 ``--help`` stays quick; the client, asyncio machinery and the server load when a command runs.
@@ -474,8 +476,10 @@ class _Printer(ChatListener):
 
     When the reader of standard output goes away (``| head``) it stops the stream, points
     stdout at the null device so the interpreter's final flush cannot fail, and says so in
-    ``output_closed``.
+    ``output_closed``. Any other failure to print ends the stream with that error.
     """
+
+    raise_errors = True
 
     def __init__(self, out: TextIO, err: TextIO, *, json_lines: bool) -> None:
         self.out = out
