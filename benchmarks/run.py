@@ -221,6 +221,7 @@ async def _throughput_shape(server: ServerProcess, config: Config, shape: Shape)
             raise AssertionError(f"{contender.name}: got {got}, expected {shape.expected(warm)}")
     times: dict[str, list[float]] = {c.key: [] for c in runners}
     collections: dict[str, list[tuple[int, int, int, float]]] = {c.key: [] for c in runners}
+    cpu_times: dict[str, list[float]] = {c.key: [] for c in runners}
     gc_watch = GCWatch()
     for round_ in range(config.rounds):
         # Interleaved, in an order rotated every round: a noisy moment on a shared machine
@@ -228,9 +229,11 @@ async def _throughput_shape(server: ServerProcess, config: Config, shape: Shape)
         shift = round_ % len(runners)
         for contender in runners[shift:] + runners[:shift]:
             gc_watch.reset()
+            cpu = time.process_time()
             started = time.perf_counter()
             got = await contender.run(n)
             elapsed = time.perf_counter() - started
+            cpu_times[contender.key].append(time.process_time() - cpu)
             collections[contender.key].append(gc_watch.totals())
             expected = (
                 (body_size, -1) if contender.key == "aiohttp_bytes" else (want_chunks, want_chars)
@@ -254,6 +257,11 @@ async def _throughput_shape(server: ServerProcess, config: Config, shape: Shape)
             # Ratios are taken round by round (same moment of the machine), then summarised.
             "vs_openai": _ratios(official, own),
             "share_of_floor": _ratios(floor, own),
+            # The client process's CPU time per chunk (the server runs in its own process): on
+            # a machine shared with other work it moves less than the wall clock.
+            "cpu_us_per_chunk": spread([c / want_chunks * 1e6 for c in cpu_times[contender.key]]),
+            "cpu_vs_openai": _ratios(cpu_times.get("openai_create"), cpu_times[contender.key]),
+            "cpu_share_of_floor": _ratios(cpu_times.get("msgspec_floor"), cpu_times[contender.key]),
             # Garbage collections during each round: (young, middle, full, milliseconds).
             "gc": collections[contender.key],
         }
@@ -295,6 +303,9 @@ def print_throughput(result: dict[str, Any]) -> None:
                 _range(r["chunks_per_s"]),
                 _range(r["vs_openai"], "{:,.1f}", "x"),
                 _range(r["share_of_floor"], "{:.0%}"),
+                _range(r["cpu_us_per_chunk"], "{:.2f}", " µs"),
+                _range(r["cpu_vs_openai"], "{:,.1f}", "x"),
+                _range(r["cpu_share_of_floor"], "{:.0%}"),
                 _gc_cell(r["gc"]),
             )
             for r in sorted(shape["rows"].values(), key=lambda r: -r["chunks_per_s"]["median"])
@@ -303,7 +314,16 @@ def print_throughput(result: dict[str, Any]) -> None:
             f"\n(a) one stream of {shape['chunks']:,} chunks, text {text} "
             f"({shape['bytes'] / 1e6:.2f} MB), median (min–max) of {shape['rounds']} rounds\n"
         )
-        headers = ["reader", "chunks/s", "vs openai", "share of msgspec floor", "GC per round"]
+        headers = [
+            "reader",
+            "chunks/s",
+            "vs openai",
+            "share of msgspec floor",
+            "client CPU per chunk",
+            "CPU vs openai",
+            "CPU share of floor",
+            "GC per round (young/middle/full)",
+        ]
         print(markdown(headers, rows))
 
 
