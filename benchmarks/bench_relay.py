@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import re
 import shutil
 import socket
@@ -31,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,11 +218,18 @@ def lag_summary(record: Lags) -> dict[str, float | None]:
     }
 
 
-async def load(streams: int, rate: float, seconds: float) -> dict[str, Any]:
+async def load(streams: int, rate: float, seconds: float, store: str) -> dict[str, Any]:
+    if store != "redis":
+        return await _load(streams, rate, seconds, None)
+    with redis_server() as redis_url:
+        return await _load(streams, rate, seconds, redis_url)
+
+
+async def _load(streams: int, rate: float, seconds: float, redis: str | None) -> dict[str, Any]:
     n = max(int(rate * seconds), 3)
     deadline = seconds * 1.5 + RAMP_UP + 10.0
     with ServerProcess() as upstream:
-        with RelayProcess(upstream.base_url, n, rate) as relay:
+        with RelayProcess(upstream.base_url, n, rate, redis) as relay:
             cpu0, wall0 = relay.cpu_seconds(), time.perf_counter()
             completed, relayed = await through_relay(relay, streams, n, deadline)
             relay_share = (relay.cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
@@ -228,6 +237,7 @@ async def load(streams: int, rate: float, seconds: float) -> dict[str, Any]:
     via, base = lag_summary(relayed), lag_summary(straight)
     extra = via["p99"] - base["p99"] if via["p99"] is not None and base["p99"] else None
     return {
+        "store": "redis" if redis else "memory",
         "streams": streams,
         "rate": rate,
         "seconds": seconds,
@@ -247,10 +257,12 @@ async def load(streams: int, rate: float, seconds: float) -> dict[str, Any]:
 # -- resume on another instance ----------------------------------------------------------------
 
 
-def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A private redis-server on a free port, without persistence; yields its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
-        raise SystemExit("redis-server is needed for the resume scenario")
+        raise SystemExit("redis-server is needed (apt-get install redis-server)")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -260,13 +272,18 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
     for name, value in options.items():
         command += [f"--{name}", value]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.02)
-    return process, f"redis://127.0.0.1:{port}/0", directory
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(5)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def first_event(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> float:
@@ -282,20 +299,15 @@ async def first_event(session: aiohttp.ClientSession, url: str, headers: dict[st
 
 
 async def resume(resumes: int, rate: float) -> dict[str, Any]:
-    redis, redis_url, directory = start_redis()
     n = int(rate * 4)
-    try:
-        with (
-            ServerProcess() as upstream,
-            RelayProcess(upstream.base_url, n, rate, redis_url) as a,
-            RelayProcess(upstream.base_url, n, rate, redis_url) as b,
-        ):
-            async with contenders.new_session() as session:
-                times = await _resumes(session, a, b, resumes)
-    finally:
-        redis.terminate()
-        redis.wait(5)
-        shutil.rmtree(directory, ignore_errors=True)
+    with (
+        redis_server() as redis_url,
+        ServerProcess() as upstream,
+        RelayProcess(upstream.base_url, n, rate, redis_url) as a,
+        RelayProcess(upstream.base_url, n, rate, redis_url) as b,
+    ):
+        async with contenders.new_session() as session:
+            times = await _resumes(session, a, b, resumes)
     ms = [t * 1000 for t in times]
     return {
         "resumes": resumes,
@@ -340,10 +352,13 @@ async def _resumes(
 
 
 def report(results: dict[str, Any]) -> None:
+    before = ", ".join(f"{v:.1f}" for v in results["load_average_before"])
+    after = ", ".join(f"{v:.1f}" for v in results["load_average_after"])
+    print(f"{results['cpus']} CPUs; load average before {before}, after {after}")
     if "load" in results:
         r = results["load"]
         print(
-            f"\n### {r['streams']:,} streams at {r['rate']:g} chunks/s for {r['seconds']:g} s "
+            f"\n### {r['store']} store: {r['streams']:,} streams at {r['rate']:g} chunks/s for {r['seconds']:g} s "
             f"({r['completed']:,} complete through the relay, "
             f"{r['chunks']:,}/{r['expected_chunks']:,} chunks)\n"
         )
@@ -377,11 +392,12 @@ def fmt(value: float | None) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"load_average_before": os.getloadavg(), "cpus": os.cpu_count()}
     if "load" in args.only:
-        results["load"] = await load(args.streams, args.rate, args.seconds)
+        results["load"] = await load(args.streams, args.rate, args.seconds, args.store)
     if "resume" in args.only:
         results["resume"] = await resume(args.resumes, args.rate)
+    results["load_average_after"] = os.getloadavg()
     return results
 
 
@@ -391,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="chunks per second per stream")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--resumes", type=int, default=50)
+    parser.add_argument(
+        "--store", choices=("memory", "redis"), default="memory", help="the relay's store (load)"
+    )
     parser.add_argument("--only", default="load,resume", help="load,resume")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     parser.add_argument("--serve-relay", action="store_true", help=argparse.SUPPRESS)

@@ -24,7 +24,7 @@ from .follower import follow
 from .generation import Generation
 from .memory_store import MemoryStore
 from .passthrough import forward
-from .store import ERROR, InvalidEventId, Store, StoreUnavailable
+from .store import ERROR, InvalidEventId, Store, StoreUnavailable, append
 
 __all__ = ["DEFAULT_GRACE", "DEFAULT_KEEPALIVE", "DEFAULT_OWNER_TIMEOUT", "Relay", "create_app"]
 
@@ -221,7 +221,7 @@ class Relay:
         if not await self.store.exists(stream_id):
             return None
         error = relay_error("cancelled", "StreamCancelled", "Stopped on request.")
-        ended_here = await self.store.append(stream_id, ERROR, error) is not None
+        ended_here = await append(self.store, stream_id, ERROR, error) is not None
         self._on_stop(stream_id)
         await self.store.request_stop(stream_id)
         return ended_here

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..sse.encoder import encode_comment, encode_event
 from .errors import relay_error
-from .store import CHUNK, ERROR, Store, StoreUnavailable, StreamEvent
+from .store import CHUNK, ERROR, Store, StoreUnavailable, StreamEvent, append
 
 __all__ = ["SSE_HEADERS", "follow"]
 
@@ -101,5 +101,6 @@ async def _follow(
             renewed = now
             if not events and not await store.alive(stream_id):
                 message = "The relay instance running this generation stopped answering."
-                await store.append(stream_id, ERROR, relay_error("lost", "GenerationLost", message))
+                lost = relay_error("lost", "GenerationLost", message)
+                await append(store, stream_id, ERROR, lost)
         events = await store.read(stream_id, after, timeout=wait)

@@ -22,9 +22,12 @@ logger = logging.getLogger("openai_sse.relay")
 class StoreWriter:
     """A listener that writes every chunk (chat) or event (responses) to the store, in order.
 
-    Hooks are awaited before the next chunk is read, so the store sees the upstream's order.
-    A store that fails mid-stream fails the stream too (``raise_errors``): a generation
-    nobody can read should stop paying for tokens.
+    Chunks are queued and written by one task per generation, in batches: while one write
+    travels to the store, the next chunks gather, so a store round trip never paces the
+    upstream (one write per chunk would hold each chunk back by that round trip). The end
+    (``done`` or ``error``) is awaited until it is stored. A store that fails mid-stream fails
+    the stream too (``raise_errors``): a generation nobody can read should stop paying for
+    tokens.
     """
 
     raise_errors = True
@@ -34,12 +37,16 @@ class StoreWriter:
         self.stream_id = stream_id
         self.redact = redact
         self.stop_reason: str | None = None
+        self._pending: list[tuple[str, str]] = []
+        self._wake: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._error: StoreUnavailable | None = None
 
-    async def on_chunk(self, stream: object, chunk: Any) -> None:
-        await self.store.append(self.stream_id, CHUNK, chunk.to_json())
+    def on_chunk(self, stream: object, chunk: Any) -> None:
+        self._put(CHUNK, chunk.to_json())
 
-    async def on_event(self, stream: object, event: Any) -> None:
-        await self.store.append(self.stream_id, CHUNK, event.to_json())
+    def on_event(self, stream: object, event: Any) -> None:
+        self._put(CHUNK, event.to_json())
 
     async def on_closed(self, stream: object, final: Any) -> None:
         await self._end(DONE, final.to_json())
@@ -49,11 +56,55 @@ class StoreWriter:
             error = StreamCancelled(self.stop_reason)
         await self._end(ERROR, json.dumps(error_event(error, self.redact)))
 
+    async def close(self) -> None:
+        """Stop the writing task (after the end was written, it has stopped already)."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _put(self, kind: str, data: str) -> None:
+        if self._error is not None:
+            raise self._error
+        self._pending.append((kind, data))
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._write())
+        elif self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self.store.extend(self.stream_id, batch)
+                except StoreUnavailable as exc:
+                    self._error = exc
+                    return
+                if batch[-1][0] != CHUNK:
+                    return
+            self._wake = loop.create_future()
+            try:
+                await self._wake
+            finally:
+                self._wake = None
+
     async def _end(self, kind: str, data: str) -> None:
-        try:
-            await self.store.append(self.stream_id, kind, data)
-        except StoreUnavailable as exc:
-            logger.warning("Stream %s: could not store its end: %s", self.stream_id, exc)
+        task = self._task
+        if task is not None and not task.done() and self._error is None:
+            self._put(kind, data)
+            await asyncio.wait((task,))
+            error = self._error
+        else:
+            try:
+                await self.store.extend(self.stream_id, ((kind, data),))
+                error = None
+            except StoreUnavailable as exc:
+                error = exc
+        if error is not None:
+            logger.warning("Stream %s: could not store its end: %s", self.stream_id, error)
 
 
 class Generation:
@@ -104,6 +155,7 @@ class Generation:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
+            await self.writer.close()
 
     async def _watch(self) -> None:
         """Keep the heartbeat fresh; stop once the lease lapsed or the stream ended.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .store import TERMINAL_KINDS, InvalidEventId, StreamEvent
 
@@ -53,24 +53,29 @@ class MemoryStore:
     async def exists(self, stream_id: str) -> bool:
         return self._get(stream_id) is not None
 
-    async def append(self, stream_id: str, kind: str, data: str) -> str | None:
+    async def extend(self, stream_id: str, events: Sequence[tuple[str, str]]) -> list[str] | None:
         log = self._get(stream_id)
         if log is None or log.ended:
             return None
-        event = StreamEvent(str(log.first + len(log.events)), kind, data)
-        log.events.append(event)
+        ids = []
+        for kind, data in events:
+            event_id = str(log.first + len(log.events))
+            log.events.append(StreamEvent(event_id, kind, data))
+            ids.append(event_id)
+            if kind in TERMINAL_KINDS:
+                log.ended = True
+                break
         excess = len(log.events) - self.maxlen
         if excess > self.maxlen // 10:  # trimmed in batches, so appends stay O(1) amortised
             del log.events[:excess]
             log.first += excess
-        log.ended = kind in TERMINAL_KINDS
         log.expires = time.monotonic() + self.ttl
         if log.waiters:
             for waiter in log.waiters:
                 if not waiter.done():
                     waiter.set_result(None)
             log.waiters.clear()
-        return event.id
+        return ids
 
     async def read(self, stream_id: str, after: str | None, *, timeout: float) -> list[StreamEvent]:
         start = 0

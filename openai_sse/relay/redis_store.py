@@ -12,31 +12,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from .store import TERMINAL_KINDS, InvalidEventId, StoreUnavailable, StreamEvent
+from .store import InvalidEventId, StoreUnavailable, StreamEvent
 
 __all__ = ["RedisStore"]
 
 logger = logging.getLogger("openai_sse.relay")
 
 _T = TypeVar("_T")
+_timeout = getattr(asyncio, "timeout", None)
 _STREAM_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
 
-# Append unless the stream is unknown or already ended, in one atomic step.
-_APPEND = """
+# Append events unless the stream is unknown or already ended, in one atomic step.
+# ARGV: ttl in ms, maxlen, then kind and data of each event.
+_EXTEND = """
 if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('HEXISTS', KEYS[2], 'ended') == 1 then
   return false
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'k', ARGV[1], 'd', ARGV[2])
-if ARGV[5] == '1' then
-  redis.call('HSET', KEYS[2], 'ended', '1')
+local ids = {}
+for i = 3, #ARGV, 2 do
+  local kind, data = ARGV[i], ARGV[i + 1]
+  ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'k', kind, 'd', data)
+  if ARGV[i] == 'done' or ARGV[i] == 'error' then
+    redis.call('HSET', KEYS[2], 'ended', '1')
+    break
+  end
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return id
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return ids
 """
 
 
@@ -44,7 +51,8 @@ class RedisStore:
     """Streams in Redis at ``url``; errors reaching it become :class:`StoreUnavailable`.
 
     ``timeout`` bounds every command (beyond a blocking read's own wait), so an unreachable
-    or stalled Redis gives a quick, clear error instead of a hang.
+    or stalled Redis gives a quick, clear error instead of a hang. A follower holds one
+    connection while it waits for events, hence the large ``max_connections``.
     """
 
     def __init__(
@@ -55,6 +63,7 @@ class RedisStore:
         maxlen: int = 100_000,
         prefix: str = "openai-sse:",
         timeout: float = 3.0,
+        max_connections: int = 10_000,
     ) -> None:
         import redis.asyncio as redis
         from redis.asyncio.retry import Retry
@@ -72,8 +81,9 @@ class RedisStore:
             socket_connect_timeout=timeout,
             socket_timeout=None,  # blocking reads wait longer; every call has its own bound
             retry=Retry(NoBackoff(), 0),
+            max_connections=max_connections,
         )
-        self._append = self._redis.register_script(_APPEND)
+        self._extend = self._redis.register_script(_EXTEND)
         self._channel = prefix + "stop"
 
     def _keys(self, stream_id: str) -> tuple[str, str, str]:
@@ -85,7 +95,10 @@ class RedisStore:
 
     async def _call(self, awaitable: Awaitable[_T], extra: float = 0.0) -> _T:
         try:
-            return await asyncio.wait_for(awaitable, self.timeout + extra)
+            if _timeout is None:  # Python 3.10
+                return await asyncio.wait_for(awaitable, self.timeout + extra)
+            async with _timeout(self.timeout + extra):  # no task per command, unlike wait_for
+                return await awaitable
         except asyncio.TimeoutError:
             raise StoreUnavailable("Redis did not answer in time") from None
         except self._errors as exc:
@@ -103,17 +116,13 @@ class RedisStore:
         _, meta, _ = self._keys(stream_id)
         return bool(await self._call(self._redis.exists(meta)))
 
-    async def append(self, stream_id: str, kind: str, data: str) -> str | None:
+    async def extend(self, stream_id: str, events: Sequence[tuple[str, str]]) -> list[str] | None:
         stream, meta, _ = self._keys(stream_id)
-        args: list[str | int] = [
-            kind,
-            data,
-            int(self.ttl * 1000),
-            self.maxlen,
-            int(kind in TERMINAL_KINDS),
-        ]
-        result = await self._call(self._append(keys=[stream, meta], args=args))
-        return None if result is None else str(result)
+        args: list[str | int] = [int(self.ttl * 1000), self.maxlen]
+        for kind, data in events:
+            args += [kind, data]
+        result = await self._call(self._extend(keys=[stream, meta], args=args))
+        return None if result is None else [str(id) for id in result]
 
     async def read(self, stream_id: str, after: str | None, *, timeout: float) -> list[StreamEvent]:
         if after is not None and not _STREAM_ID.fullmatch(after):

@@ -10,7 +10,7 @@ The relay's logic is written once against this protocol; the stores only keep da
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "StreamEvent",
+    "append",
 ]
 
 CHUNK = "chunk"
@@ -60,11 +61,12 @@ class Store(Protocol):
     async def exists(self, stream_id: str) -> bool:
         """Whether the stream is known (created and not yet expired)."""
 
-    async def append(self, stream_id: str, kind: str, data: str) -> str | None:
-        """Add an event and return its id; ``None`` once a terminal event was stored.
+    async def extend(self, stream_id: str, events: Sequence[tuple[str, str]]) -> list[str] | None:
+        """Add ``(kind, data)`` events in order; their ids, or ``None`` once the stream ended.
 
-        The check and the write are one atomic step, so exactly one terminal event ends a
-        stream even when a stop on one instance races the end of the generation on another.
+        The check and the writes are one atomic step, so exactly one terminal event ends a
+        stream even when a stop on one instance races the end of the generation on another;
+        events after a terminal one in the same batch are dropped.
         """
 
     async def read(self, stream_id: str, after: str | None, *, timeout: float) -> list[StreamEvent]:
@@ -101,3 +103,9 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+
+async def append(store: Store, stream_id: str, kind: str, data: str) -> str | None:
+    """Add one event; its id, or ``None`` once the stream ended."""
+    ids = await store.extend(stream_id, ((kind, data),))
+    return ids[0] if ids else None

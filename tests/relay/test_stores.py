@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from openai_sse.relay import InvalidEventId, MemoryStore, RedisStore, Store, StoreUnavailable
+from openai_sse.relay.store import append
 
 from .conftest import free_port
 
@@ -27,7 +28,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
 async def test_events_come_back_in_order_after_any_id(store: Store) -> None:
     await store.create("s1", lease=10)
     assert await store.exists("s1") and not await store.exists("s2")
-    ids = [await store.append("s1", "chunk", f'{{"n": {n}}}') for n in range(5)]
+    ids = [await append(store, "s1", "chunk", f'{{"n": {n}}}') for n in range(5)]
     assert all(ids) and len(set(ids)) == 5
     everything = await store.read("s1", None, timeout=0.1)
     assert [e.id for e in everything] == ids
@@ -39,16 +40,16 @@ async def test_events_come_back_in_order_after_any_id(store: Store) -> None:
 
 async def test_exactly_one_terminal_event(store: Store) -> None:
     await store.create("s1", lease=10)
-    await store.append("s1", "chunk", "{}")
+    await append(store, "s1", "chunk", "{}")
     assert await store.wanted("s1")
-    first = await store.append("s1", "error", '{"type": "cancelled"}')
+    first = await append(store, "s1", "error", '{"type": "cancelled"}')
     assert first is not None
-    assert await store.append("s1", "done", "{}") is None
-    assert await store.append("s1", "chunk", "{}") is None
+    assert await append(store, "s1", "done", "{}") is None
+    assert await append(store, "s1", "chunk", "{}") is None
     assert not await store.wanted("s1")
     events = await store.read("s1", None, timeout=0.1)
     assert [e.kind for e in events] == ["chunk", "error"] and events[-1].terminal
-    assert await store.append("never-created", "chunk", "{}") is None
+    assert await append(store, "never-created", "chunk", "{}") is None
 
 
 async def test_a_blocked_read_wakes_on_append(store: Store) -> None:
@@ -56,7 +57,7 @@ async def test_a_blocked_read_wakes_on_append(store: Store) -> None:
     reader = asyncio.create_task(store.read("s1", None, timeout=5))
     await asyncio.sleep(0.05)  # let the reader block first; the append must wake it
     assert not reader.done()
-    event_id = await store.append("s1", "chunk", "live")
+    event_id = await append(store, "s1", "chunk", "live")
     events = await asyncio.wait_for(reader, 2)
     assert [(e.id, e.data) for e in events] == [(event_id, "live")]
 
@@ -97,7 +98,7 @@ async def test_ids_the_store_never_issued_are_refused(store: Store) -> None:
 async def test_length_is_bounded(store: Store) -> None:
     await store.create("s1", lease=10)
     for n in range(300):
-        await store.append("s1", "chunk", str(n))
+        await append(store, "s1", "chunk", str(n))
     events = await store.read("s1", None, timeout=0)
     assert 50 <= len(events) < 300  # Redis trims approximately (MAXLEN ~)
     assert events[-1].data == "299"
@@ -124,3 +125,16 @@ async def test_heartbeat_goes_stale_without_renewal(store: Store) -> None:
     assert await store.alive("s1")
     await asyncio.sleep(0.15)
     assert not await store.alive("s1")
+
+
+async def test_a_batch_is_stored_in_order_and_stops_at_its_terminal_event(store: Store) -> None:
+    await store.create("s1", lease=10)
+    ids = await store.extend("s1", [("chunk", "a"), ("chunk", "b"), ("done", "{}"), ("chunk", "c")])
+    assert ids is not None and len(ids) == 3
+    events = await store.read("s1", None, timeout=0)
+    assert [(e.id, e.kind, e.data) for e in events] == [
+        (ids[0], "chunk", "a"),
+        (ids[1], "chunk", "b"),
+        (ids[2], "done", "{}"),
+    ]
+    assert await store.extend("s1", [("chunk", "d")]) is None

@@ -117,7 +117,6 @@ async def test_delete_ends_followers_and_cancels_the_upstream(
     kind, error = final(seen)
     assert kind == "error" and error["type"] == "cancelled"
     await upstream.wait_disconnect(timeout=2)
-    assert not relay.generations
     # a late follower sees the same end; a second stop changes nothing
     async with http.get(url) as response:
         assert final(await collect(response)) == ("error", error)
