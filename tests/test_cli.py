@@ -574,32 +574,50 @@ async def test_sigterm_mid_answer_is_handled_like_ctrl_c() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("url", "reason"),
-    [
-        ("not-a-url", "'not-a-url' is not a URL"),
-        ("ftp://example.com/v1", "uses ftp://; only http:// and https:// are supported"),
-        ("http:///v1", "has no host name"),
-        ("http://127.0.0.1:99999/v1", "is not a valid URL"),
-    ],
-)
-async def test_a_bad_base_url_is_a_usage_error_at_once(url: str, reason: str) -> None:
+def usage_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """Argument checks run before any I/O, so they are exercised in process: stderr."""
+    from openai_sse.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    return captured.err
+
+
+async def test_a_bad_base_url_is_a_usage_error_at_once() -> None:
     started = time.monotonic()
-    result = await run_cli("chat", "hi", "--base-url", url)
+    result = await run_cli("chat", "hi", "--base-url", "ftp://example.com/v1", "--max-retries", "5")
     assert result.code == 2
-    assert "openai-sse chat: error: --base-url: " in result.err
-    assert reason in result.err.splitlines()[-1]
+    assert result.err.endswith(
+        "openai-sse chat: error: --base-url: 'ftp://example.com/v1' uses ftp://; "
+        "only http:// and https:// are supported\n"
+    )
     assert result.out == ""
     assert time.monotonic() - started < TIMEOUT / 2  # no retries
 
 
-async def test_a_bad_base_url_in_the_environment_is_named() -> None:
-    result = await run_cli("chat", "hi", env=cli_env(OPENAI_BASE_URL="localhost:8000/v1"))
-    assert result.code == 2
-    assert result.err.endswith(
-        "openai-sse chat: error: OPENAI_BASE_URL: 'localhost:8000/v1' is not a URL; "
-        "expected http://HOST[:PORT]/v1 or https://...\n"
-    )
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("not-a-url", "'not-a-url' is not a URL; expected http://HOST[:PORT]/v1 or https://..."),
+        ("localhost:8000/v1", "'localhost:8000/v1' is not a URL"),
+        ("ftp://example.com/v1", "uses ftp://; only http:// and https:// are supported"),
+        ("http:///v1", "'http:///v1' has no host name"),
+        ("http://127.0.0.1:99999/v1", "'http://127.0.0.1:99999/v1' is not a valid URL"),
+    ],
+)
+def test_bad_base_urls_are_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str, reason: str
+) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    err = usage_error(capsys, "chat", "hi", "--base-url", url)
+    assert err.splitlines()[-1].startswith("openai-sse chat: error: --base-url: ")
+    assert reason in err.splitlines()[-1]
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    err = usage_error(capsys, "chat", "hi")
+    assert err.splitlines()[-1].startswith("openai-sse chat: error: OPENAI_BASE_URL: ")
 
 
 @pytest.mark.parametrize(
@@ -613,17 +631,18 @@ async def test_a_bad_base_url_in_the_environment_is_named() -> None:
         (["--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
-async def test_bad_options_show_the_chat_usage(args: list[str], message: str) -> None:
-    result = await run_cli("chat", "hi", *args)
-    assert result.code == 2
-    assert result.err.startswith("usage: openai-sse chat ")
-    assert result.err.endswith(f"openai-sse chat: error: {message}\n")
+def test_bad_options_show_the_chat_usage(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    err = usage_error(capsys, "chat", "hi", *args)
+    assert err.startswith("usage: openai-sse chat ")
+    assert err.endswith(f"openai-sse chat: error: {message}\n")
 
 
-async def test_serve_rejects_a_port_out_of_range() -> None:
-    result = await run_cli("serve", "--port", "70000")
-    assert result.code == 2
-    assert "argument -p/--port: must be an integer from 0 to 65535, not 70000" in result.err
+def test_serve_rejects_a_port_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
+    err = usage_error(capsys, "serve", "--port", "70000")
+    assert err.startswith("usage: openai-sse serve ")
+    assert "argument -p/--port: must be an integer from 0 to 65535, not 70000" in err
 
 
 async def test_offline_with_a_key_set_says_so_truthfully() -> None:
