@@ -26,6 +26,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from .chat_replies import Plan, plan_reply, render_completion, render_stream, special_chunk
 from .delivery import Block, Clock, Rendered, deliver, with_fault
 from .faults import Fault, error_body
+from .listener import listen
 from .responses_replies import apply_fault, encode_events, plan_response, render_events
 from .script import Raw, Reply, ScriptItem, load_script
 from .stored import ResponseStore, StoredResponse
@@ -101,6 +102,7 @@ class MockServer:
         self._port = port
         self._queue: collections.deque[ScriptItem] = collections.deque(script)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._closing = False
         self._handlers: set[asyncio.Task[Any]] = set()
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
@@ -152,32 +154,34 @@ class MockServer:
             handler_cancellation=True,
             access_log=self.access_log,
             access_log_format='%a "%r" %s %b %Tfs',
-            # Also the deadline for a request's headers: a client that trickles them in (or
-            # never sends a request) is cut off after this long.
+            # An idle connection, or one trickling in its next request, is closed after this.
             keepalive_timeout=self.header_timeout,
             shutdown_timeout=1.0,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port)
+        assert runner.server is not None
         try:
-            await site.start()
+            listener = await listen(runner.server, self.host, self._port, self.header_timeout)
         except BaseException:
             await runner.cleanup()
             raise
-        self._port = int(runner.addresses[0][1])
+        self._port = int(listener.sockets[0].getsockname()[1])
         self._closing = False
-        self._runner = runner
+        self._runner, self._listener = runner, listener
         return self
 
     async def close(self) -> None:
         """Stop serving; streams still open are cut off (that is not counted as a disconnect)."""
         runner, self._runner = self._runner, None
-        if runner is None:
+        listener, self._listener = self._listener, None
+        if runner is None or listener is None:
             return
         self._closing = True
+        listener.close()
         for task in list(self._handlers):
             task.cancel()
         await runner.cleanup()
+        await listener.wait_closed()
         for _, future in self._waiters:
             if not future.done():
                 future.set_exception(RuntimeError("MockServer closed while waiting"))
