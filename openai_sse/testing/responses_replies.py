@@ -405,10 +405,14 @@ def apply_fault(plan: ResponsePlan, events: list[Event], fault: Fault) -> list[E
     return [*body[:at], odd or {"malformed": fault.data}, *body[at:], *terminal]
 
 
-def encode_events(events: Sequence[Event], first: int = 0) -> list[bytes]:
-    """SSE blocks with ``event:`` lines, numbering ``sequence_number`` from ``first``."""
+def encode_events(events: Sequence[Event]) -> list[bytes]:
+    """SSE blocks with ``event:`` lines, ``sequence_number`` counting from 0.
+
+    A malformed event (a fault) carries no number, so the numbering stays gapless.
+    """
     blocks: list[bytes] = []
-    for number, event in enumerate(events, first):
+    number = 0
+    for event in events:
         if "malformed" in event:
             data = event["malformed"] or '{"type":"response.output_text.delta","delta":"'
             blocks.append(f"event: response.output_text.delta\ndata: {data}\n\n".encode())
@@ -416,4 +420,5 @@ def encode_events(events: Sequence[Event], first: int = 0) -> list[bytes]:
         payload = {"type": event["type"], "sequence_number": number, **event}
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
         blocks.append(f"event: {event['type']}\ndata: {data}\n\n".encode())
+        number += 1
     return blocks

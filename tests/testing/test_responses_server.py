@@ -454,3 +454,23 @@ async def test_the_serve_command_serves_responses() -> None:
     finally:
         proc.terminate()
         await proc.communicate()
+
+
+async def test_malformed_and_oversized_events(
+    server: MockServer, session: aiohttp.ClientSession
+) -> None:
+    server.enqueue(Fault.malformed_after(3), Fault.oversized_after(3, 70_000))
+    _, raw = await post(session, server, body(stream=True))
+    blocks = [b for b in raw.decode().split("\n\n") if b]
+    assert blocks[3].startswith("event: response.output_text.delta\ndata: {")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(blocks[3].partition("data: ")[2])
+    good = [json.loads(b.partition("data: ")[2]) for i, b in enumerate(blocks) if i != 3]
+    assert [e["sequence_number"] for e in good] == list(range(len(good)))
+    assert good[-1]["type"] == "response.completed"
+
+    _, raw = await post(session, server, body(stream=True))
+    events = events_of(raw)
+    assert events[3]["type"] == "response.output_text.delta"
+    assert 65_000 < len(raw.split(b"\n\n")[3]) < 75_000
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
