@@ -40,6 +40,7 @@ _PLAIN_CONTENT_SAFE: Final = frozenset(
     )
 )
 _DELTA_HOOKS: Final = ("on_content", "on_refusal", "on_reasoning", "on_tool_call_delta")
+_STREAM_HOOKS: Final = frozenset(("on_open", "on_closed", "on_failure"))
 
 
 class ChatDispatcher(Fanout):
@@ -67,11 +68,16 @@ class ChatDispatcher(Fanout):
     LISTENER: ClassVar[type] = ChatListener
 
     stream: ChatStream
+    _no_chunk_hooks: bool
     _wants_deltas: bool
     _plain_content: bool
 
     def _rebuilt(self) -> None:
         hooks = self._hooks
+        # No listener wants any per-chunk hook (``async for`` alone): dispatching is a no-op.
+        self._no_chunk_hooks = not any(
+            calls for name, calls in hooks.items() if name not in _STREAM_HOOKS
+        )
         self._wants_deltas = any(hooks[name] for name in _DELTA_HOOKS)
         self._plain_content = not self._any_async and not any(
             calls for name, calls in hooks.items() if name not in _PLAIN_CONTENT_SAFE
@@ -80,6 +86,8 @@ class ChatDispatcher(Fanout):
     def dispatch(
         self, chunk: ChatCompletionChunk, completed: list[tuple[int, ChatCompletionMessageToolCall]]
     ) -> Awaitable[None] | None:
+        if self._no_chunk_hooks:
+            return None
         if self._plain_content and not completed and chunk.usage is None:
             # The shape of nearly every chunk: one choice with a content delta and nothing
             # else, and only plain hooks that want content. Skip building emissions for it.
