@@ -282,7 +282,14 @@ class MockServer:
     async def _record(self, request: web.Request) -> RecordedRequest:
         raw = b""
         if request.can_read_body:
-            raw = await asyncio.wait_for(request.read(), self.header_timeout)
+            try:
+                raw = await asyncio.wait_for(request.read(), self.header_timeout)
+            except asyncio.TimeoutError:
+                message = "The request body was not received in time."
+                raise web.HTTPRequestTimeout(
+                    text=json.dumps(error_body(message, code="timeout")),
+                    content_type=_JSON_TYPE,
+                ) from None
         recorded = RecordedRequest(
             method=request.method,
             path=request.path,
@@ -333,9 +340,6 @@ class MockServer:
                 if not self._closing:
                     self._note_disconnect()
                 raise
-            except TimeoutError:
-                message = "The request body was not received in time."
-                return self._json(408, error_body(message, code="timeout"))
             finally:
                 if task is not None:
                     self._handlers.discard(task)

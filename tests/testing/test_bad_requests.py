@@ -336,7 +336,9 @@ async def test_slow_body_gets_408_at_the_header_timeout() -> None:
         try:
             writer.write(head + body[:5])
             await writer.drain()
-            status_line = await asyncio.wait_for(reader.readline(), 3.0)
-            assert status_line.startswith(b"HTTP/1.1 408")
+            answer = await asyncio.wait_for(reader.readuntil(b"}}"), 3.0)
+            assert answer.startswith(b"HTTP/1.1 408")
+            error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
+            assert error["code"] == "timeout" and error["type"] == "invalid_request_error"
         finally:
             writer.close()
