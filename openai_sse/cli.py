@@ -328,7 +328,7 @@ def _describe(error: BaseException, chunks: int = 0) -> str:
             "first_event": "waiting for the first event",
             "idle": "waiting for the next event",
         }.get(getattr(error, "phase", ""), "waiting for the server")
-        return f"timed out {phase} ({after})"
+        return f"timed out {phase}" + (f" (after {_plural(chunks, 'chunk')})" if chunks else "")
     if isinstance(error, APIConnectionError):
         if chunks or "broke off" in error.message:
             return f"the connection broke {after}"

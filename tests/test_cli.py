@@ -699,6 +699,18 @@ async def test_a_broken_connection_says_after_how_many_chunks() -> None:
     assert one_error_line(result.err) == "openai-sse: error: the connection broke after 3 chunks"
 
 
+async def test_a_stalled_stream_times_out_with_the_chunk_count() -> None:
+    async with MockServer(delay=0) as server:
+        server.enqueue(Fault.stall_after(3))
+        result = await run_cli(
+            "chat", "hello", "--base-url", server.base_url, "--timeout", "0.5", "--max-retries", "0"
+        )
+    assert result.code == 1
+    assert one_error_line(result.err) == (
+        "openai-sse: error: timed out waiting for the next event (after 3 chunks)"
+    )
+
+
 async def test_plain_http_errors_show_no_transport_internals() -> None:
     port = closed_port()
     result = await run_cli(
