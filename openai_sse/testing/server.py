@@ -534,7 +534,16 @@ class MockServer:
         if body.get("store", True) is not False:
             self._responses_store.add(stored)
         if body.get("stream") is True:
-            return await self._stream(request, rendered, fault, origin=stored.origin)
+            if fault.body is not None:
+                rendered = Rendered.build([("chunk", fault.body)])
+            return await self._stream(
+                request,
+                rendered,
+                fault,
+                content_type=fault.content_type or _SSE_TYPE,
+                # a background response runs on whatever happens to this connection
+                origin=stored.origin if stored.background else None,
+            )
         if fault.action == "drop":
             _abort(request)
             return web.Response()

@@ -474,3 +474,10 @@ async def test_malformed_and_oversized_events(
     assert events[3]["type"] == "response.output_text.delta"
     assert 65_000 < len(raw.split(b"\n\n")[3]) < 75_000
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
+
+
+async def test_wrong_content_type(server: MockServer, session: aiohttp.ClientSession) -> None:
+    server.enqueue(Fault.wrong_content_type("text/html", "<html>proxy error</html>"))
+    resp, raw = await post(session, server, body(stream=True))
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert raw == b"<html>proxy error</html>"
