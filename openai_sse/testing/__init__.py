@@ -1,5 +1,8 @@
 """Test helpers: an embedded OpenAI-compatible streaming server with scripts and faults.
 
+It serves ``/v1/chat/completions`` and ``/v1/responses`` (streamed or not, background mode
+and resume); one script of :class:`Reply` / :class:`Raw` / :class:`Fault` items drives both.
+
 ``MockServer`` pulls in aiohttp's server side, so it is loaded on first use; that keeps the
 auto-loaded pytest plugin cheap for suites that never touch it.
 """
