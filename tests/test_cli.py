@@ -98,6 +98,18 @@ def closed_port() -> int:
     return port
 
 
+def usage_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """Argument checks run before any I/O, so they are exercised in process: stderr."""
+    from openai_sse.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    return captured.err
+
+
 # --------------------------------------------------------------------------------------------
 # Basics
 # --------------------------------------------------------------------------------------------
@@ -115,15 +127,16 @@ async def test_without_a_command_is_a_usage_error() -> None:
     assert "a command is required" in result.err
 
 
-async def test_rate_is_refused_with_a_real_endpoint_and_when_negative() -> None:
+def test_rate_is_refused_with_a_real_endpoint_and_when_negative(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     port = closed_port()
-    remote = await run_cli("chat", "hi", "--rate", "5", "--base-url", f"http://127.0.0.1:{port}/v1")
-    negative = await run_cli("chat", "hi", "--rate", "-1")
-    assert remote.code == 2
-    assert "--rate" in remote.err and "openai-sse chat: error:" in remote.err
-    assert negative.code == 2
-    assert "--rate" in negative.err
-    assert remote.out == negative.out == ""
+    remote = usage_error(
+        capsys, "chat", "hi", "--rate", "5", "--base-url", f"http://127.0.0.1:{port}/v1"
+    )
+    negative = usage_error(capsys, "chat", "hi", "--rate", "-1")
+    assert "openai-sse chat: error: --rate paces the embedded offline server only" in remote
+    assert "argument --rate: must be a number, 0 or more, not -1" in negative
 
 
 async def test_importing_the_cli_does_not_load_the_server_or_openai() -> None:
@@ -572,18 +585,6 @@ async def test_sigterm_mid_answer_is_handled_like_ctrl_c() -> None:
 # --------------------------------------------------------------------------------------------
 # Usage errors
 # --------------------------------------------------------------------------------------------
-
-
-def usage_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    """Argument checks run before any I/O, so they are exercised in process: stderr."""
-    from openai_sse.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    assert exit_info.value.code == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    return captured.err
 
 
 async def test_a_bad_base_url_is_a_usage_error_at_once() -> None:
