@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from openai_sse import APIConnectionError, BadRequestError, Client, NotFoundError
+from openai_sse import (
+    APIConnectionError,
+    BadRequestError,
+    Client,
+    NotFoundError,
+    StreamCancelled,
+)
 from openai_sse.responses import Response, ResponseListener, ResponseStream
 
 from ..servers import LocalServer, sse_response
@@ -223,3 +229,30 @@ async def test_input_items_from_any_iterable_are_sent_as_a_list(server: LocalSer
     sent = json.loads(server.bodies[0])
     assert sent["input"] == [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
     assert sent["instructions"] == "Be brief."
+
+
+async def test_cancel_while_following_up_a_dropped_stream(server: LocalServer) -> None:
+    server.route("/v1/responses", _dropping_after(BLOCKS[:20]))
+    followed = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        followed.set()
+        await asyncio.get_running_loop().create_future()
+        return response
+
+    server.route(f"/v1/responses/{RESPONSE_ID}", stall)
+    seen = Seen()
+    async with _client(server) as client:
+        stream = client.responses.stream(
+            model="m", input="x", background=True, resume=True, listeners=[seen]
+        )
+        await asyncio.wait_for(followed.wait(), 5)
+        stream.cancel()
+        with pytest.raises(StreamCancelled):
+            await stream
+        await asyncio.wait_for(server.disconnected.wait(), 5)
+    assert len(seen.sequence) == 20 and len(seen.failures) == 1
+    assert stream.snapshot.id == RESPONSE_ID
+    assert server.disconnects == 1  # the follow-up (the server itself closed the first one)
