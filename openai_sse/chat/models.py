@@ -331,7 +331,8 @@ def decode_chunk(data: str | bytes) -> ChatCompletionChunk:
     """
     try:
         chunk = _chunk_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        # msgspec < 0.23 reports invalid UTF-8 as UnicodeDecodeError, later as DecodeError.
         if isinstance(data, bytes):
             # Event data is text (invalid UTF-8 reads as U+FFFD, as the event-stream format
             # decodes it); the bytes only spared the detour through ``str`` when they are valid.
@@ -365,7 +366,7 @@ def _decode(
         return decoder.decode(data)
     except msgspec.ValidationError:
         return _decode_lenient(data, cls, what)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _malformed(what, data, f"invalid JSON ({exc})") from None
 
 
