@@ -149,19 +149,18 @@ async def test_a_caller_session_closed_under_a_stream_is_a_connection_error(
 
 
 def test_a_client_used_in_a_second_event_loop_says_so() -> None:
-    client = Client("k", base_url="http://127.0.0.1:9/v1")
+    clients: list[Client] = []
 
     async def first() -> None:
-        async with LocalServer() as server:
+        async with LocalServer() as server, aiohttp.ClientSession() as session:
             server.route("/v1/chat/completions", lambda r: sse_response(r, PLAIN))
-            client.base_url = server.url("/v1")
-            session = aiohttp.ClientSession()
-            client._session = session  # caller-owned, closed here so nothing leaks
-            client._owns_session = False
+            # A caller-owned session, closed here, so the first loop leaks nothing.
+            client = Client("k", base_url=server.url("/v1"), session=session)
+            clients.append(client)
             await client.chat.stream(model="m", messages=MESSAGES)
-            await session.close()
 
     async def second() -> None:
+        client = clients[0]
         with pytest.raises(OpenAISSEError, match="another event loop"):
             client.chat.stream(model="m", messages=MESSAGES)
         with pytest.raises(OpenAISSEError, match="another event loop"):
