@@ -86,6 +86,8 @@ class MemoryStore:
         log = self._get(stream_id)
         if log is None:
             return []
+        if start > log.first + len(log.events) - 1:
+            raise InvalidEventId(after or "")  # an id not issued (yet)
         offset = max(start + 1 - log.first, 0)
         if offset >= len(log.events) and not log.ended:
             if timeout <= 0:

@@ -128,14 +128,24 @@ class RedisStore:
         if after is not None and not _STREAM_ID.fullmatch(after):
             raise InvalidEventId(after)
         stream, _, _ = self._keys(stream_id)
-        block = max(int(timeout * 1000), 1)
-        reply = await self._call(
-            self._redis.xread({stream: after or "0-0"}, block=block), extra=timeout
-        )
+        if timeout <= 0:
+            reply = await self._call(self._redis.xread({stream: after or "0-0"}))
+            if not reply and after is not None and await self._beyond_end(stream, after):
+                raise InvalidEventId(after)
+        else:
+            block = max(int(timeout * 1000), 1)
+            reply = await self._call(
+                self._redis.xread({stream: after or "0-0"}, block=block), extra=timeout
+            )
         if not reply:
             return []
         _, entries = reply[0]
         return [StreamEvent(id, fields["k"], fields["d"]) for id, fields in entries]
+
+    async def _beyond_end(self, stream: str, after: str) -> bool:
+        """Whether ``after`` is later than the stream's last id: an id not issued (yet)."""
+        last = await self._call(self._redis.xrevrange(stream, count=1))
+        return not last or _id_key(after) > _id_key(last[0][0])
 
     async def renew_lease(self, stream_id: str, lease: float) -> None:
         _, _, lease_key = self._keys(stream_id)
@@ -187,6 +197,11 @@ class RedisStore:
 
     def __repr__(self) -> str:
         return f"<RedisStore prefix={self.prefix!r}>"
+
+
+def _id_key(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 async def _messages(pubsub: Any) -> AsyncIterator[str]:

@@ -73,7 +73,8 @@ class Store(Protocol):
         """Events after id ``after`` (all with ``None``); waits up to ``timeout`` s for one.
 
         Returns an empty list when nothing arrived in time. Raises :class:`InvalidEventId`
-        for an id this store could not have issued.
+        for an id this store could not have issued; with ``timeout=0`` also for an id later
+        than the last event stored (a client cannot wait for an id of the future).
         """
 
     async def renew_lease(self, stream_id: str, lease: float) -> None:

@@ -93,6 +93,12 @@ async def test_ids_the_store_never_issued_are_refused(store: Store) -> None:
     await store.create("s1", lease=10)
     with pytest.raises(InvalidEventId):
         await store.read("s1", "x-y-z", timeout=0)
+    last = await append(store, "s1", "done", "{}")
+    assert last is not None
+    assert await store.read("s1", last, timeout=0) == []
+    beyond = str(int(last) + 5) if last.isdigit() else f"{int(last.split('-')[0]) + 5}-0"
+    with pytest.raises(InvalidEventId):
+        await store.read("s1", beyond, timeout=0)
 
 
 async def test_length_is_bounded(store: Store) -> None:

@@ -95,9 +95,10 @@ async def test_bad_requests_get_openai_shaped_errors(
                 assert error["param"] == param
     stream_id = await start(http, relay.url)
     url = f"{relay.url}/v1/streams/{stream_id}"
-    async with http.get(url, headers={"Last-Event-ID": "not-an-id"}) as reply:
-        assert reply.status == 400
-        assert (await reply.json())["error"]["param"] == "last_event_id"
+    for bad in ("not-an-id", "99999"):  # never issued; or not yet, and maybe never
+        async with http.get(url, headers={"Last-Event-ID": bad}) as reply:
+            assert reply.status == 400
+            assert (await reply.json())["error"]["param"] == "last_event_id"
 
 
 async def test_delete_ends_followers_and_cancels_the_upstream(
