@@ -1,11 +1,12 @@
-"""The embedded server (``MockServer``) under load, measured from raw aiohttp clients.
+"""The embedded server (``MockServer``) under load, measured from clients on 127.0.0.1.
 
-* unpaced: ``--clients`` concurrent clients each stream ``--requests`` chat completions in a
-  row (``delay=0``); chunks per second over the round, and per second of server CPU time;
-* paced: ``--streams`` concurrent streams at ``--rate`` tokens per second each; how well the
-  server keeps the schedule: a stream's span from its request to its last chunk against the
-  ideal ``chunks / rate`` (1.00 is exact), and each chunk's lateness against
-  ``sent + k / rate``.
+* unpaced: ``--clients`` concurrent aiohttp clients each stream ``--requests`` chat
+  completions in a row (``delay=0``); chunks per second over the round, and per second of
+  server CPU time;
+* paced: ``--streams`` concurrent streams at ``--rate`` tokens per second each, read by plain
+  asyncio protocols (see ``_Arrivals``); how well the server keeps the schedule: a stream's
+  span from its request to its last chunk against the ideal ``chunks / rate`` (1.00 is
+  exact), and each chunk's lateness against ``sent + k / rate``.
 
 The server runs in a child process, so the clients' work does not share its event loop. It
 imports ``openai_sse`` the usual way, so putting another version of the package first on
@@ -111,47 +112,92 @@ async def unpaced_round(server: ServerProcess, clients: int, requests: int) -> t
 # -- paced ------------------------------------------------------------------------------------
 
 
+class _Arrivals(asyncio.Protocol):
+    """One paced stream read at the socket: the arrival time of every ``data: {`` chunk.
+
+    aiohttp's client spends tens of microseconds per chunk, so 1,000 aiohttp streams at 50
+    chunks/s would measure the client, not the server; a protocol only counts bytes.
+    """
+
+    def __init__(self, request: bytes, done: asyncio.Future[None]) -> None:
+        self.request, self.done = request, done
+        self.arrivals: list[float] = []
+        self.tail = b""
+        self.sent = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.sent = asyncio.get_running_loop().time()
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        seen = self.tail + data
+        count = seen.count(CHUNK) - self.tail.count(CHUNK)
+        self.arrivals.extend([asyncio.get_running_loop().time()] * count)
+        self.tail = seen[-(len(CHUNK) - 1) :]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
 async def paced_round(
     server: ServerProcess, streams: int, rate: float, ramp: float
 ) -> dict[str, float]:
     """Schedule keeping of ``streams`` concurrent streams paced at ``rate`` chunks per second,
     started evenly over ``ramp`` seconds. Chunk ``k`` (from 1) is due ``k / rate`` after its
     request was sent; a stream's span is its last chunk's time over that ideal. Also the
-    server's CPU time per chunk.
+    server's CPU time per chunk, and how late the clients' own event loop ran (if that is
+    large, the clients and not the server are behind).
     """
-    url = server.url
-    connector = aiohttp.TCPConnector(limit=0)
+    host, port = "127.0.0.1", int(server.url.split(":")[2].split("/")[0])
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
+    )
     loop = asyncio.get_running_loop()
-    timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        headers = {"Content-Type": "application/json"}
+    lags: list[float] = []
+    finished = False
 
-        async def stream(number: int) -> tuple[float, list[float]]:
-            await asyncio.sleep(number * ramp / streams)
-            arrivals: list[float] = []
-            sent = loop.time()
-            async with session.post(url, data=BODY, headers=headers) as resp:
-                async for piece in resp.content.iter_any():
-                    now = loop.time()
-                    arrivals.extend([now] * piece.count(CHUNK))
-            return sent, arrivals
+    async def watch_loop() -> None:
+        while not finished:
+            due = loop.time() + 0.01
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - due)
 
-        cpu = server.cpu()
-        results = await asyncio.gather(*(stream(n) for n in range(streams)))
-        cpu = server.cpu() - cpu
+    async def stream(number: int) -> _Arrivals:
+        await asyncio.sleep(number * ramp / streams)
+        done: asyncio.Future[None] = loop.create_future()
+        transport, protocol = await loop.create_connection(
+            lambda: _Arrivals(request, done), host, port
+        )
+        await done
+        transport.close()
+        return protocol
+
+    watcher = asyncio.ensure_future(watch_loop())
+    cpu = server.cpu()
+    results = await asyncio.gather(*(stream(n) for n in range(streams)))
+    cpu = server.cpu() - cpu
+    finished = True
+    await watcher
     period = 1.0 / rate
     spans, lateness = [], []
-    for sent, arrivals in results:
-        spans.append((arrivals[-1] - sent) / (len(arrivals) * period))
-        lateness.extend(t - (sent + k * period) for k, t in enumerate(arrivals, 1))
+    for result in results:
+        arrivals = result.arrivals
+        spans.append((arrivals[-1] - result.sent) / (len(arrivals) * period))
+        lateness.extend(t - (result.sent + k * period) for k, t in enumerate(arrivals, 1))
     lateness.sort()
     spans.sort()
+    lags.sort()
     return {
         "span_median": statistics.median(spans),
         "span_p99": spans[int(len(spans) * 0.99) - 1],
         "late_p50_ms": 1000 * lateness[len(lateness) // 2],
         "late_p99_ms": 1000 * lateness[int(len(lateness) * 0.99) - 1],
-        "server_cpu_us_per_chunk": 1e6 * cpu / sum(len(a) for _, a in results),
+        "server_cpu_us_per_chunk": 1e6 * cpu / sum(len(r.arrivals) for r in results),
+        "client_loop_lag_p99_ms": 1000 * lags[int(len(lags) * 0.99) - 1],
     }
 
 
@@ -224,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             ("late_p50_ms", "chunk lateness p50 (ms)"),
             ("late_p99_ms", "chunk lateness p99 (ms)"),
             ("server_cpu_us_per_chunk", "server CPU per chunk (us)"),
+            ("client_loop_lag_p99_ms", "client event loop lag p99 (ms)"),
         ):
             print(f"  {label}: {spread([r[key] for r in rounds], lambda v: f'{v:.3f}')}")
     print(json.dumps(report))
