@@ -358,7 +358,8 @@ def report(results: dict[str, Any]) -> None:
     if "load" in results:
         r = results["load"]
         print(
-            f"\n### {r['store']} store: {r['streams']:,} streams at {r['rate']:g} chunks/s for {r['seconds']:g} s "
+            f"\n### {r['store']} store: {r['streams']:,} streams at {r['rate']:g} chunks/s "
+            f"for {r['seconds']:g} s "
             f"({r['completed']:,} complete through the relay, "
             f"{r['chunks']:,}/{r['expected_chunks']:,} chunks)\n"
         )
