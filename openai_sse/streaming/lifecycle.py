@@ -351,8 +351,12 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
         if buffer is not None:
             buffer.append(item)
             waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            if waiter is not None:
+                # Wake the iterator once per batch: it takes everything buffered by then, so
+                # the items after this one cost no look at the future.
+                self._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _end_of_stream(self, source: EventSource) -> Awaitable[None]:
         """The end marker: complete now; read what is left of the body briefly, then let go."""
