@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,7 +13,7 @@ import pytest
 from openai_sse.relay import RedisStore, Relay
 from openai_sse.testing import Fault, MockServer, Reply
 
-from .conftest import UPSTREAM_KEY, free_port
+from .conftest import UPSTREAM_KEY, free_port, redis_server
 from .helpers import CHAT, RUNNING, collect, content, events, final, relay_process, start
 
 LONG = " ".join(f"piece{i}" for i in range(80))
@@ -172,3 +173,27 @@ async def test_streams_of_a_crashed_instance_end_as_lost_elsewhere(
     assert kind == "error" and error["type"] == "lost"
     partial = content(seen)
     assert partial and LONG.startswith(partial)
+
+
+async def test_redis_going_away_mid_answer_stops_the_generation(
+    tmp_path: Path, upstream: MockServer, http: aiohttp.ClientSession
+) -> None:
+    upstream.enqueue(Reply(text=LONG))
+    upstream.delay = 0.02
+    with redis_server(tmp_path) as (url, process):
+        store = RedisStore(url, timeout=1.0)
+        relay = Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY, store=store)
+        async with relay:
+            stream_id = await start(http, relay.url)
+            async with http.get(f"{relay.url}/v1/streams/{stream_id}") as response:
+                seen = []
+                async for event in events(response):
+                    seen.append(event)
+                    if len(seen) == 3:
+                        process.kill()  # Redis is gone
+            # the follower's response ended early (a browser would reconnect); no terminal
+            assert all(e.type is None for e in seen)
+            await upstream.wait_disconnect(timeout=5)  # nobody can read it: stop paying
+            async with http.post(relay.url + "/v1/streams", json=CHAT) as reply:
+                assert reply.status == 503
+        await store.close()
