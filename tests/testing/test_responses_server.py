@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from openai_sse.testing import Fault, MockServer, Reply, ToolCall
+from openai_sse.testing import Fault, MockServer, Raw, Reply, ToolCall
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "recordings" / "responses"
 TERMINAL = {"response.completed", "response.incomplete", "response.failed"}
@@ -481,3 +481,14 @@ async def test_wrong_content_type(server: MockServer, session: aiohttp.ClientSes
     resp, raw = await post(session, server, body(stream=True))
     assert resp.status == 200 and resp.content_type == "text/html"
     assert raw == b"<html>proxy error</html>"
+
+
+async def test_raw_replays_a_real_recording_on_responses(
+    server: MockServer, openai_client: Any
+) -> None:
+    recording = RECORDINGS / "02_openai_function_call_single.sse"
+    server.enqueue(Raw.from_sse(recording))
+    async with openai_client.responses.stream(model="gpt-5.5", input="1231 * 2331?") as stream:
+        final = await stream.get_final_response()
+    assert final.output[0].name == "multiply"
+    assert json.loads(final.output[0].arguments) == {"a": 1231, "b": 2331}
