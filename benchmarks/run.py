@@ -1168,6 +1168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(config, name, value)
     raise_fd_limit()
     shape = Shape()
+    load_before = os.getloadavg()
     started = time.perf_counter()
     with ServerProcess() as server:
         print(f"server pid {server.pid} at {server.base_url}; stream: {shape.source}")
@@ -1180,6 +1181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
+            # 1, 5 and 15 minute load averages: how much else the machine was doing.
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
         },
         "versions": versions(),
         "stream_source": shape.source,
@@ -1199,7 +1203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.output} in {report['elapsed_s']:.0f} s")
+    machine = report["machine"]
+    print(
+        f"\nload average before {machine['load_average_before']}, "
+        f"after {machine['load_average_after']} on {machine['cpus']} CPUs"
+    )
+    print(f"wrote {args.output} in {report['elapsed_s']:.0f} s")
     return 0
 
 
