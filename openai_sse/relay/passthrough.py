@@ -16,7 +16,9 @@ import aiohttp
 from aiohttp import web
 
 from ..client import Client
+from ..errors import RedirectError
 from ..transport import Request
+from ..transport.http import send
 from .errors import Redactor, http_error
 
 __all__ = ["forward"]
@@ -43,16 +45,15 @@ async def forward(
     upstream_request: Request = client._request(path, body, extra)
     timeout = client.timeout
     try:
-        upstream = await session.request(
-            upstream_request.method,
-            upstream_request.url,
-            headers=upstream_request.headers,
-            data=upstream_request.data,
+        # Redirects stay within the upstream's origin: no key or prompt reaches another host.
+        upstream = await send(
+            session,
+            upstream_request,
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=timeout.connect, sock_read=timeout.idle
             ),
         )
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError, RedirectError) as exc:
         message = redact(f"Upstream unreachable: {type(exc).__name__}: {exc}")
         logger.warning("%s", message)
         return http_error(502, message, type="upstream_error")

@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -125,3 +126,27 @@ async def test_redirect_loop_is_bounded(origin: LocalServer) -> None:
         with pytest.raises(RedirectError, match="More than 5 redirects"):
             await client.chat.create(model="m", messages=MESSAGES)
     assert len(origin.requests) == 6
+
+
+async def test_relay_passthrough_refuses_a_cross_origin_redirect(origin: LocalServer) -> None:
+    from openai_sse.relay import Relay
+
+    async with LocalServer(host="127.0.0.2") as other:
+        other.route("/v1/chat/completions", answer)
+        origin.route("/v1/chat/completions", redirect(307, other.url("/v1/chat/completions")))
+        async with (
+            Relay(
+                upstream=origin.url("/v1"), api_key="sk-upstream-secret", token="relay-token"
+            ) as relay,
+            aiohttp.ClientSession() as http,
+        ):
+            response = await http.post(
+                relay.url + "/v1/chat/completions",
+                json={"model": "m", "messages": MESSAGES, "stream": True},
+                headers={"Authorization": "Bearer relay-token"},
+            )
+            async with response:
+                body = await response.text()
+    assert response.status == 502
+    assert "another origin" in body and "sk-upstream-secret" not in body
+    assert other.requests == []
