@@ -652,9 +652,16 @@ def map_transport_error(
     if isinstance(exc, aiohttp.ClientPayloadError):
         if text.startswith("The connection broke"):
             return APIConnectionError(text, response=response)
-        return APIConnectionError(f"The connection broke mid-body: {text}", response=response)
+        # aiohttp's text ("TransferEncodingError: 400, ...") reads like an HTTP 400; it stays
+        # reachable as the error's __cause__.
+        return APIConnectionError(
+            "The connection broke off mid-body: the server closed it before the body ended.",
+            response=response,
+        )
     if isinstance(exc, RuntimeError):
-        return APIConnectionError(f"The connection broke: {text}", response=response)
+        return APIConnectionError(
+            "The connection broke off: it was closed while the body was read.", response=response
+        )
     return APIConnectionError(f"Connection error: {text}", response=response)
 
 

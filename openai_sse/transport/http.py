@@ -126,7 +126,7 @@ def watch_connection(response: aiohttp.ClientResponse) -> Callable[[], None]:
         if not content.is_eof() and content.exception() is None:
             detail = _first_line(failure or exc) or "the server closed it"
             content.set_exception(
-                aiohttp.ClientPayloadError(f"The connection broke mid-body: {detail}")
+                aiohttp.ClientPayloadError(f"The connection broke off mid-body: {detail}")
             )
 
     def undo() -> None:
