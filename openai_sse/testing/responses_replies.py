@@ -356,12 +356,20 @@ def final_response(plan: ResponsePlan) -> dict[str, Any]:
 
 
 def render_events(plan: ResponsePlan) -> list[Event]:
-    """Every event of the streamed answer, in order, the terminal one last."""
-    initial = "queued" if plan.body.get("background") else "in_progress"
-    events: list[Event] = [
-        {"type": "response.created", "response": plan.response(initial, [])},
-        {"type": "response.in_progress", "response": plan.response("in_progress", [])},
-    ]
+    """Every event of the streamed answer, in order, the terminal one last.
+
+    A background response starts ``queued`` (``response.created``, ``response.queued``).
+    """
+    events: list[Event] = []
+    if plan.body.get("background"):
+        queued = plan.response("queued", [])
+        events += [
+            {"type": "response.created", "response": queued},
+            {"type": "response.queued", "response": queued},
+        ]
+    else:
+        events.append({"type": "response.created", "response": plan.response("in_progress", [])})
+    events.append({"type": "response.in_progress", "response": plan.response("in_progress", [])})
     for index, item in enumerate(plan.items):
         events.extend(_item_events(item, index))
     events.append({"type": f"response.{plan.status}", "response": final_response(plan)})

@@ -299,6 +299,7 @@ async def test_background_stream_dropped_then_resumed_with_starting_after(
     first = events_of(received)
     assert [e["sequence_number"] for e in first] == [0, 1, 2, 3, 4]
     assert first[0]["response"]["status"] == "queued" and first[0]["response"]["background"]
+    assert types(first)[:3] == ["response.created", "response.queued", "response.in_progress"]
     response_id = first[0]["response"]["id"]
 
     async with session.get(f"{url}/{response_id}?stream=true&starting_after=4") as resp:
