@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import math
 import secrets
 from collections.abc import Sequence
@@ -84,6 +85,11 @@ class Rendered:
 
     def __len__(self) -> int:
         return len(self.blocks)
+
+    @functools.cached_property
+    def size(self) -> int:
+        """Bytes held by the blocks."""
+        return sum(map(len, self.blocks))
 
     def fault_index(self, fault: Fault) -> int:
         """Where a connection fault (drop, stall) strikes: before this block.

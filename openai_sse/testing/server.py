@@ -40,7 +40,7 @@ _SSE_TYPE = "text/event-stream; charset=utf-8"
 _JSON_TYPE = "application/json"
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _NO_FAULT = Fault()
-_CACHED_RENDERINGS = 256
+_CACHE_BYTES = 64 * 1024 * 1024  # renderings kept for repeated requests, at most this much
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ class MockServer:
         self._renderings: collections.OrderedDict[
             tuple[str, bytes, int], tuple[Reply | None, Rendered]
         ] = collections.OrderedDict()
+        self._cached_bytes = 0
         self._responses_store = ResponseStore()
 
     @classmethod
@@ -393,9 +394,14 @@ class MockServer:
     def _remember(
         self, api: str, recorded: RecordedRequest, item: Reply | None, rendered: Rendered
     ) -> None:
+        size = rendered.size
+        if size > _CACHE_BYTES:
+            return
         self._renderings[(api, recorded.body, id(item))] = (item, rendered)
-        if len(self._renderings) > _CACHED_RENDERINGS:
-            self._renderings.popitem(last=False)
+        self._cached_bytes += size
+        while self._cached_bytes > _CACHE_BYTES:
+            _, (_, evicted) = self._renderings.popitem(last=False)
+            self._cached_bytes -= evicted.size
 
     # -- plain endpoints -------------------------------------------------------------------
 
