@@ -176,3 +176,18 @@ async def test_errors_are_shown(
     await page.ask("Anything")
     shown = await page.wait("return document.getElementById('error').textContent")
     assert "That model cannot do this." in shown
+
+
+async def test_page_works_with_a_relay_token(
+    browser: webdriver.Chrome, upstream: MockServer
+) -> None:
+    upstream.enqueue(Reply(text=ANSWER))
+    token = "page-token-0123456789"
+    async with Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY, token=token) as relay:
+        page = Page(browser)
+        await page.open(relay.url + "/")
+        script = f"sessionStorage.setItem('openai-sse-relay:token', '{token}')"
+        await page.run(browser.execute_script, script)
+        await page.ask("With a token")
+        await page.wait(FINISHED)
+        assert await page.answers() == [ANSWER]
