@@ -121,11 +121,15 @@ class _Item:
         summary = base.summary
         if self.summary:
             summary = list(summary)
+            listed = len(summary)
             for index in sorted(self.summary):
-                text = _joined(self.summary[index])
-                while len(summary) <= index:
-                    summary.append(ReasoningSummary())
-                summary[index] = ReasoningSummary(text=text)
+                # Parts beyond those the item listed (or at a nonsensical index) are appended
+                # in index order rather than padded: an index is the server's word, not a size.
+                entry = ReasoningSummary(text=_joined(self.summary[index]))
+                if 0 <= index < listed:
+                    summary[index] = entry
+                else:
+                    summary.append(entry)
         content = base.content
         if self.parts:
             parts = self.parts

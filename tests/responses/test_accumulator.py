@@ -358,3 +358,15 @@ def test_a_snapshot_as_plain_data_shows_unknown_kinds_as_sent() -> None:
     assert message["content"][1]["text"] == "see"
     assert message["content"][1]["annotations"] == [page]
     assert json.loads(accumulator.snapshot.to_json()) == plain
+
+
+def test_summary_indexes_far_out_or_negative_are_appended_not_padded() -> None:
+    delta = "response.reasoning_summary_text.delta"
+    accumulator = _events(
+        {"type": delta, "output_index": 0, "item_id": "rs", "summary_index": 0, "delta": "a"},
+        {"type": delta, "output_index": 0, "item_id": "rs", "summary_index": 10**9, "delta": "c"},
+        {"type": delta, "output_index": 0, "item_id": "rs", "summary_index": -3, "delta": "b"},
+    )
+    reasoning = accumulator.snapshot.output[0]
+    assert isinstance(reasoning, ResponseReasoningItem)
+    assert [part.text for part in reasoning.summary] == ["b", "a", "c"]  # in index order
