@@ -207,6 +207,10 @@ class SSEDecoder:
                 return events
             data = data[cut:]
         end = data.rfind(b"\n\n") + 2
+        if end == len(data):
+            # The usual read: it ends with the blank line of its last event.
+            self._blocks(data, events)
+            return events
         if end > 1:
             if not self._blocks(data[:end], events):
                 return events
