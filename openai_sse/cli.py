@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     )
     from .chat.params import ChatCompletionMessageParam, ChatParams
     from .chat.stream import ChatStream
+    from .responses import Response, ResponseStream, ResponseStreamEvent
+    from .responses.models import ResponseFunctionToolCall
     from .testing import ScriptItem
 
 __all__ = [
@@ -170,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the user message; '-' or omitted reads it from standard input",
     )
     chat.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model name (%(default)s)")
+    chat.add_argument(
+        "--api",
+        choices=("chat", "responses"),
+        default="chat",
+        help="stream Chat Completions or the Responses API (%(default)s)",
+    )
     chat.add_argument("-s", "--system", metavar="TEXT", help="a system message to send first")
     chat.add_argument("--base-url", metavar="URL", help="API base URL (env: OPENAI_BASE_URL)")
     chat.add_argument("--api-key", metavar="KEY", help="API key (env: OPENAI_API_KEY)")
@@ -481,16 +489,20 @@ class _Printer(ChatListener):
 
     raise_errors = True
 
-    def __init__(self, out: TextIO, err: TextIO, *, json_lines: bool) -> None:
+    def __init__(
+        self, out: TextIO, err: TextIO, *, json_lines: bool, every_index: bool = False
+    ) -> None:
         self.out = out
         self.err = err
         self.json_lines = json_lines
+        # Chat prints the first choice; every output item of a response belongs to the answer.
+        self.every_index = every_index
         self.color = _use_color(err)
         self.written = ""
         self.side: str | None = None  # "reasoning" or "refusal" while stderr text is open
         self.output_closed = False
 
-    def _write(self, text: str, stream: ChatStream | None = None) -> None:
+    def _write(self, text: str, stream: ChatStream | ResponseStream | None = None) -> None:
         if not text or self.output_closed:
             return
         self._end_side()
@@ -531,25 +543,32 @@ class _Printer(ChatListener):
         if self.json_lines:
             self._write(chunk.to_json() + "\n", stream)
 
-    def on_content(self, stream: ChatStream, delta: str, index: int) -> None:
-        if index == 0 and not self.json_lines:
+    def on_event(self, stream: ResponseStream, event: ResponseStreamEvent) -> None:
+        if self.json_lines:
+            self._write(event.to_json() + "\n", stream)
+
+    def on_content(self, stream: ChatStream | ResponseStream, delta: str, index: int) -> None:
+        if (index == 0 or self.every_index) and not self.json_lines:
             self._write(delta, stream)
 
-    def on_refusal(self, stream: ChatStream, delta: str, index: int) -> None:
-        if index == 0 and not self.json_lines:
+    def on_refusal(self, stream: ChatStream | ResponseStream, delta: str, index: int) -> None:
+        if (index == 0 or self.every_index) and not self.json_lines:
             self._side("refusal", delta)
 
-    def on_reasoning(self, stream: ChatStream, delta: str, index: int) -> None:
-        if index == 0 and not self.json_lines:
+    def on_reasoning(self, stream: ChatStream | ResponseStream, delta: str, index: int) -> None:
+        if (index == 0 or self.every_index) and not self.json_lines:
             self._side("reasoning", delta)
 
     def on_tool_call(
-        self, stream: ChatStream, tool_call: ChatCompletionMessageToolCall, index: int
+        self,
+        stream: ChatStream | ResponseStream,
+        tool_call: ChatCompletionMessageToolCall | ResponseFunctionToolCall,
+        index: int,
     ) -> None:
-        if index != 0 or self.json_lines:
+        if (index != 0 and not self.every_index) or self.json_lines:
             return
         self.finish()
-        function = tool_call.function
+        function: Any = getattr(tool_call, "function", tool_call)  # chat nests the two
         self._write(f"[tool call] {function.name}({function.arguments})\n", stream)
 
     def finish(self) -> None:
@@ -569,8 +588,10 @@ def _to_devnull(stream: TextIO) -> None:
             os.close(devnull)
 
 
-def _outcome(completion: ChatCompletion) -> int:
+def _outcome(completion: ChatCompletion | Response) -> int:
     """Tell the user on stderr when the answer is not a plain, whole answer; the exit status."""
+    if not hasattr(completion, "choices"):
+        return _response_outcome(completion)
     if not completion.choices:
         return EXIT_OK
     choice = completion.choices[0]
@@ -582,6 +603,24 @@ def _outcome(completion: ChatCompletion) -> int:
         return EXIT_REFUSED
     if choice.finish_reason == "length":
         _say("the answer was cut off at the token limit (finish_reason=length)")
+        return EXIT_TRUNCATED
+    return EXIT_OK
+
+
+def _response_outcome(response: Response) -> int:
+    """:func:`_outcome` for the Responses API: its status and refusal parts."""
+    for item in response.output:
+        for part in getattr(item, "content", None) or ():
+            if getattr(part, "type", None) == "refusal":
+                _say("the model refused to answer (the refusal is above)")
+                return EXIT_REFUSED
+    if response.status == "incomplete":
+        details = response.incomplete_details
+        reason = details.reason if details is not None else None
+        if reason == "content_filter":
+            _say("the answer was stopped by a content filter (incomplete: content_filter)")
+            return EXIT_REFUSED
+        _say(f"the answer was cut off at the token limit (incomplete: {reason})")
         return EXIT_TRUNCATED
     return EXIT_OK
 
@@ -637,7 +676,9 @@ def _chat_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         params["temperature"] = args.temperature
     if args.max_tokens is not None:
         params["max_tokens"] = args.max_tokens
-    printer = _Printer(sys.stdout, sys.stderr, json_lines=args.json)
+    printer = _Printer(
+        sys.stdout, sys.stderr, json_lines=args.json, every_index=args.api == "responses"
+    )
     _tolerant(sys.stdout)
     _tolerant(sys.stderr)
     session = _ChatSession(
@@ -652,6 +693,7 @@ def _chat_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         timeout=args.timeout,
         max_retries=args.max_retries,
         usage=args.usage,
+        api=args.api,
     )
 
     def interrupted() -> int:
@@ -686,8 +728,10 @@ class _ChatSession:
         timeout: float | None,
         max_retries: int,
         usage: bool,
+        api: str = "chat",
     ) -> None:
         self.printer = printer
+        self.api = api
         self.model = model
         self.messages = messages
         self.params = params
@@ -699,7 +743,7 @@ class _ChatSession:
         self.max_retries = max_retries
         self.usage = usage
         self.signalled: int | None = None  # the exit status of the signal received
-        self.stream: ChatStream | None = None
+        self.stream: ChatStream | ResponseStream | None = None
         self.task: asyncio.Task[Any] | None = None
 
     def _on_signal(self, status: int) -> None:
@@ -740,7 +784,7 @@ class _ChatSession:
         from .errors import OpenAISSEError, StreamCancelled
 
         async with AsyncExitStack() as stack:
-            stream: ChatStream | None = None
+            stream: ChatStream | ResponseStream | None = None
             try:
                 base_url = self.base_url
                 if self.delay is not None:
@@ -757,12 +801,21 @@ class _ChatSession:
                         max_retries=self.max_retries,
                     )
                 )
-                stream = self.stream = client.chat.stream(
-                    model=self.model,
-                    messages=self.messages,
-                    listeners=[self.printer],
-                    **self.params,
-                )
+                if self.api == "responses":
+                    stream = self.stream = client.responses.stream(
+                        model=self.model,
+                        input=self.messages,
+                        listeners=[self.printer],
+                        temperature=self.params.get("temperature"),
+                        max_output_tokens=self.params.get("max_tokens"),
+                    )
+                else:
+                    stream = self.stream = client.chat.stream(
+                        model=self.model,
+                        messages=self.messages,
+                        listeners=[self.printer],
+                        **self.params,
+                    )
                 stack.push_async_callback(stream.aclose)
                 completion = await stream
             except StreamCancelled as error:
@@ -786,10 +839,19 @@ class _ChatSession:
             return _outcome(completion)
 
 
-def _report_usage(stream: ChatStream, completion: ChatCompletion) -> None:
+def _report_usage(
+    stream: ChatStream | ResponseStream, completion: ChatCompletion | Response
+) -> None:
+    from .responses.models import ResponseUsage
+
     usage = completion.usage
     if usage is None:
         _say("usage: not reported by the server")
+    elif isinstance(usage, ResponseUsage):
+        _say(
+            f"usage: input_tokens={usage.input_tokens} "
+            f"output_tokens={usage.output_tokens} total_tokens={usage.total_tokens}"
+        )
     else:
         _say(
             f"usage: prompt_tokens={usage.prompt_tokens} "
