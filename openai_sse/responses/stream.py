@@ -179,7 +179,7 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
                 if self._drain is not None:
                     self._drain.cancel()
                     self._drain = None
-                self.metrics.bytes += source.bytes_received
+                self._count_bytes(source)
                 self._callback_task = asyncio.current_task()
                 self._start_resume()
                 return None

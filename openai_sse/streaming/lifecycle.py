@@ -133,6 +133,11 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
         self._callback_task: asyncio.Task[Any] | None = None
         self._terminal_task: asyncio.Task[Any] | None = None  # running the terminal calls
         self._attempt = 0
+        # metrics.bytes counts every attempt's bytes; the last source counted, and how much
+        # of it, so that counting again (at completion, then at the end of the body) adds
+        # only what arrived in between.
+        self._counted_source: EventSource | None = None
+        self._counted = 0
         self._source: EventSource = connect(self)
 
     # -- public surface -------------------------------------------------------------------
@@ -380,7 +385,7 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
         if self._drain is not None:
             self._drain.cancel()
             self._drain = None
-        self.metrics.bytes += source.bytes_received
+        self._count_bytes(source)
         if self._finished:
             return None
         if error is None:
@@ -388,6 +393,13 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
         elif self._can_retry(error):
             return None
         return self._complete(error)
+
+    def _count_bytes(self, source: EventSource) -> None:
+        """Add to ``metrics.bytes`` what ``source`` received since it was last counted."""
+        counted = self._counted if source is self._counted_source else 0
+        received = source.bytes_received
+        self.metrics.bytes += received - counted
+        self._counted_source, self._counted = source, received
 
     def _can_retry(self, error: BaseException) -> bool:
         if self._retry_delay is None or isinstance(error, StreamCancelled):
@@ -418,6 +430,9 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
         metrics = self.metrics
         metrics.duration = time.monotonic() - metrics.started
         metrics.completion_tokens = self._completion_tokens()
+        # The body may still be draining (after an end marker): count what has arrived, so
+        # the outcome carries it; the rest is added when the source ends.
+        self._count_bytes(self._source)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

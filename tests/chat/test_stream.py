@@ -141,6 +141,19 @@ async def test_recordings_in_random_small_reads(
     assert stream.metrics.bytes == len(sse_bytes(name))
 
 
+async def test_bytes_counted_when_the_result_is_returned(
+    server: LocalServer, client: Client
+) -> None:
+    # The body stays open after [DONE]: the stream completes while the drain still runs.
+    body = sse_bytes("01_openai_plain_content_usage.sse")
+    route(server, stalling_after(body))
+    stream = client.chat.stream(model="m", messages=MESSAGES)
+    await stream
+    assert stream.metrics.bytes == len(body)
+    await stream.aclose()
+    assert stream.metrics.bytes == len(body)  # the end of the body adds nothing twice
+
+
 async def test_request_body_and_headers(server: LocalServer, client: Client) -> None:
     route(server, serving(sse_bytes("01_openai_plain_content_usage.sse")))
     await client.chat.stream(model="gpt-x", messages=MESSAGES, temperature=0.5)
