@@ -1,5 +1,7 @@
 """Streaming OpenAI-compatible Chat Completions over Server-Sent Events, for asyncio."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .chat import (
     ChatCompletion,
@@ -29,14 +31,6 @@ from .errors import (
     StreamError,
     UnprocessableEntityError,
 )
-from .listeners import StructuredOutputError
-from .responses import (
-    Response,
-    ResponseDispatcher,
-    ResponseListener,
-    ResponseStream,
-    ResponseStreamEvent,
-)
 from .retries import RetryPolicy
 from .sse import ServerSentEvent, SSEDecoder, encode_event
 from .transport import (
@@ -48,6 +42,43 @@ from .transport import (
     Request,
     Timeout,
 )
+
+if TYPE_CHECKING:
+    from .listeners import StructuredOutputError
+    from .responses import (
+        Response,
+        ResponseDispatcher,
+        ResponseListener,
+        ResponseStream,
+        ResponseStreamEvent,
+    )
+
+# Imported on first use: a chat-only program never loads the Responses API (its typed
+# events are the largest import of the package) or the ready-made listeners.
+_LAZY = {
+    "Response": "responses",
+    "ResponseDispatcher": "responses",
+    "ResponseListener": "responses",
+    "ResponseStream": "responses",
+    "ResponseStreamEvent": "responses",
+    "StructuredOutputError": "listeners",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "APIConnectionError",

@@ -9,6 +9,7 @@ and retries; no retry starts after it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import platform
@@ -21,6 +22,7 @@ import msgspec
 
 from ._redact import mask_url
 from ._version import __version__
+from .chat.listener import wants_partial
 from .chat.models import ChatCompletion, decode_completion
 from .chat.stream import ChatStream
 from .errors import (
@@ -30,8 +32,6 @@ from .errors import (
     StreamCancelled,
     status_error,
 )
-from .listeners.structured import structured_output
-from .responses.client import Responses
 from .retries import RetryPolicy
 from .sse.decoder import DEFAULT_MAX_EVENT_SIZE
 from .transport import EventSource, EventSourceFactory, EventSourceListener, Request, Timeout
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .chat.params import ChatCompletionMessageParam, ChatParams
+    from .listeners.structured import StructuredOutput
+    from .responses.client import Responses
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_RESPONSE_SIZE", "Chat", "Client"]
 
@@ -140,7 +142,13 @@ class Client:
         self._calls: set[asyncio.Task[Any]] = set()
         self._closed_calls: set[asyncio.Task[Any]] = set()
         self.chat = Chat(self)
-        self.responses = Responses(self)
+
+    @functools.cached_property
+    def responses(self) -> Responses:
+        """``client.responses``: the Responses API (imported on first use)."""
+        from .responses.client import Responses
+
+        return Responses(self)
 
     @property
     def max_retries(self) -> int:
@@ -416,7 +424,7 @@ class Chat:
         if extra_body:
             body.update(extra_body)
         listeners = tuple(listeners)
-        structured = structured_output(body, listeners)
+        structured = _structured_output(body, listeners)
         if structured is not None:  # parses content / arguments ahead of the other listeners
             listeners = (structured, *listeners)
         request = client._request("chat/completions", body, extra_headers)
@@ -440,7 +448,7 @@ class Chat:
         body.pop("stream", None)
         if extra_body:
             body.update(extra_body)
-        structured = structured_output(body, ())
+        structured = _structured_output(body, ())
         completion = await self._client._post_json(
             "chat/completions", body, extra_headers, decode_completion
         )
@@ -465,6 +473,24 @@ def _messages(messages: object) -> list[Any]:
                 f"not {type(message).__name__}"
             )
     return items
+
+
+def _structured_output(
+    body: dict[str, Any], listeners: Iterable[object]
+) -> StructuredOutput | None:
+    """The structured-output listener for ``body``, if it asks for one.
+
+    Most requests ask for nothing to parse, and then the listeners package is never imported.
+    """
+    tools = body.get("tools")
+    plain_tools = tools is None or (
+        isinstance(tools, (list, tuple)) and all(isinstance(tool, Mapping) for tool in tools)
+    )
+    if body.get("response_format") is None and plain_tools and not wants_partial(listeners):
+        return None
+    from .listeners.structured import structured_output
+
+    return structured_output(body, listeners)
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

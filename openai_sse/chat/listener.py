@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -95,3 +95,18 @@ class ChatListener:
     def on_failure(self, stream: ChatStream, error: BaseException) -> Awaitable[None] | None:
         """The stream failed or was cancelled; ``stream.snapshot`` has what arrived."""
         return None
+
+
+_PARTIAL_HOOKS = ("on_partial_content", "on_partial_arguments")
+
+
+def wants_partial(listeners: Iterable[object]) -> bool:
+    """Whether a listener overrides a partial-value hook (then structured output parses)."""
+    for listener in listeners:
+        for name in _PARTIAL_HOOKS:
+            method = getattr(listener, name, None)
+            if method is None:
+                continue
+            if getattr(method, "__func__", None) is not getattr(ChatListener, name, None):
+                return True
+    return False

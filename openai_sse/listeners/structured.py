@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
+from ..chat.listener import wants_partial
 from ..errors import ProtocolError
 from .partial_json import PartialJSONError, PartialJSONParser
 
@@ -38,7 +39,6 @@ __all__ = [
 logger = logging.getLogger("openai_sse")
 
 _RESPONSE_FORMAT_TYPES: Final = ("text", "json_object", "json_schema")
-_PARTIAL_HOOKS: Final = ("on_partial_content", "on_partial_arguments")
 _NAME_CHARS: Final = re.compile(r"[^a-zA-Z0-9_-]")
 
 
@@ -363,24 +363,11 @@ def structured_output(body: dict[str, Any], listeners: Iterable[object]) -> Stru
                 targets[target.name] = target
                 converted.append(target.function_tool())
         body["tools"] = converted
-    if not parse_content and not targets and not _wants_partial(listeners):
+    if not parse_content and not targets and not wants_partial(listeners):
         return None
     if content is not None:
         return StructuredOutput(content, targets)
     return StructuredOutput.json(targets) if parse_content else StructuredOutput(None, targets)
-
-
-def _wants_partial(listeners: Iterable[object]) -> bool:
-    from ..chat.listener import ChatListener
-
-    for listener in listeners:
-        for name in _PARTIAL_HOOKS:
-            method = getattr(listener, name, None)
-            if method is None:
-                continue
-            if getattr(method, "__func__", None) is not getattr(ChatListener, name, None):
-                return True
-    return False
 
 
 def _content_error(

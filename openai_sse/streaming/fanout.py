@@ -16,7 +16,6 @@ awaited before the next call.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import inspect
 import logging
 import sys
@@ -169,6 +168,8 @@ class Fanout:
                 continue
             if not callable(getattr(cls, name, None)):
                 continue
+            import difflib  # only for a method that looks like a hook, so imported here
+
             close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
             if close:
                 warnings.warn(
