@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from .chat.models import ChatCompletion
+    from .responses.models import Response
 
 __all__ = [
     "APIConnectionError",
@@ -40,12 +41,13 @@ __all__ = [
 class OpenAISSEError(Exception):
     """Base of every error this package raises or hands to a listener.
 
-    ``snapshot`` holds the partial chat completion when the error ends a chat stream, so an
-    interrupted answer is never lost; it is ``None`` below the chat layer.
+    ``snapshot`` holds the partial answer when the error ends a stream, so an interrupted
+    answer is never lost: a ``ChatCompletion`` for chat, a ``Response`` for the Responses API,
+    ``None`` below those layers (narrow it with ``isinstance``).
     """
 
     response: aiohttp.ClientResponse | None
-    snapshot: ChatCompletion | None
+    snapshot: ChatCompletion | Response | None
 
     def __init__(self, message: str, *, response: aiohttp.ClientResponse | None = None) -> None:
         super().__init__(message)
@@ -160,7 +162,14 @@ class RedirectError(ProtocolError):
 
 
 class StreamError(OpenAISSEError):
-    """The server reported an error inside an otherwise healthy stream."""
+    """The server reported an error inside an otherwise healthy stream.
+
+    ``response`` is the HTTP response, except when a Responses API stream ends in
+    ``response.failed``: then it is the server's own failed ``Response`` object (with
+    ``.status``, ``.error``, ``.output``), as the server sent it.
+    """
+
+    response: Any
 
     def __init__(
         self,

@@ -249,12 +249,15 @@ def _failed_error(event: ev.ResponseFailedEvent, pending: StreamError | None) ->
     body: Any = event.to_dict()
     if pending is not None:
         pending.body = {"error_event": pending.body, "response.failed": body}
-        return pending
-    if detail is not None:
-        return StreamError(
+        error = pending
+    elif detail is not None:
+        error = StreamError(
             detail.message or "The response failed.",
             type="response.failed",
             code=detail.code,
             body=body,
         )
-    return StreamError("The response failed.", type="response.failed", body=body)
+    else:
+        error = StreamError("The response failed.", type="response.failed", body=body)
+    error.response = event.response  # the server's own object
+    return error

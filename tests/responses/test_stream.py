@@ -177,6 +177,9 @@ async def test_response_failed_carries_the_servers_object(server: LocalServer) -
     assert failed.status == "failed"
     assert failed.error is not None and failed.error.code == "insufficient_quota"
     assert error.body["response.failed"]["response"]["status"] == "failed"
+    assert isinstance(error.response, Response) and error.response.status == "failed"
+    assert error.response.error is not None
+    assert error.response.error.code == "insufficient_quota"
 
 
 async def test_response_failed_alone(server: LocalServer) -> None:
@@ -197,6 +200,7 @@ async def test_response_failed_alone(server: LocalServer) -> None:
             await client.responses.stream(model="m", input="x")
     assert (info.value.code, info.value.message) == ("server_error", "It broke.")
     assert info.value.snapshot.status == "failed"  # type: ignore[union-attr]
+    assert isinstance(info.value.response, Response) and info.value.response.id == "r1"
 
 
 async def test_flat_error_event_then_silence_fails_after_a_short_wait(server: LocalServer) -> None:

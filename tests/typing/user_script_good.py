@@ -49,7 +49,7 @@ async def main(extra: dict[str, Any]) -> None:
             completion = await stream
         except StreamCancelled as error:
             partial = stream.snapshot.choices[0].message.content
-            if error.snapshot is not None:
+            if isinstance(error.snapshot, ChatCompletion):
                 partial = error.snapshot.choices[0].message.content
             print(partial)
             return
