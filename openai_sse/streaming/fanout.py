@@ -22,6 +22,7 @@ import sys
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
+from types import FunctionType
 from typing import Any, ClassVar, Final
 
 __all__ = ["TERMINAL_HOOKS", "Emission", "Fanout", "ListenerHookWarning"]
@@ -67,11 +68,17 @@ class Fanout:
 
     # Listener class -> why it cannot be registered (None: it can); checked once per class.
     _verdicts: ClassVar[weakref.WeakKeyDictionary[type, str | None]] = weakref.WeakKeyDictionary()
+    # Listener class -> the hooks it overrides, each with whether it is a non-terminal
+    # ``async def``; None when its instances may differ (see _overridden).
+    _overrides: ClassVar[weakref.WeakKeyDictionary[type, tuple[tuple[str, bool], ...] | None]] = (
+        weakref.WeakKeyDictionary()
+    )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _KNOWN_HOOKS.update(cls.HOOKS)
         cls._verdicts = weakref.WeakKeyDictionary()
+        cls._overrides = weakref.WeakKeyDictionary()
 
     def __init__(self, stream: object, listeners: Iterable[object] = ()) -> None:
         self.stream = stream
@@ -80,9 +87,11 @@ class Fanout:
         self._any_async = False
         # (id(listener), hook) -> [listener, failure count, last failure as text]
         self._failures: dict[tuple[int, str], list[Any]] = {}
-        self._rebuilt()
         for listener in listeners:
-            self.add_listener(listener)
+            if listener not in self._listeners:
+                self._check(listener)
+                self._listeners.append(listener)
+        self._rebuild()  # once for all of them
 
     # -- registration ---------------------------------------------------------------------
 
@@ -180,23 +189,43 @@ class Fanout:
                 )
 
     def _rebuild(self) -> None:
-        base = self.LISTENER
         hooks: dict[str, list[_Call]] = {name: [] for name in self.HOOKS}
         any_async = False
         for listener in self._listeners:
-            for name, calls in hooks.items():
-                method = getattr(listener, name, None)
-                if method is None:
-                    continue
-                func = getattr(method, "__func__", None)
-                if func is not None and func is getattr(base, name, None):
-                    continue  # the inherited no-op
-                calls.append((listener, method))
-                if name not in TERMINAL_HOOKS and inspect.iscoroutinefunction(method):
-                    any_async = True
+            for name, is_async in self._overridden(listener):
+                hooks[name].append((listener, getattr(listener, name)))
+                any_async = any_async or is_async
         self._hooks = hooks
         self._any_async = any_async
         self._rebuilt()
+
+    def _overridden(self, listener: object) -> tuple[tuple[str, bool], ...]:
+        """The hooks ``listener`` overrides (not the base class's no-ops), each with whether
+        it is a non-terminal ``async def``: worked out once per class, as every instance of a
+        class with plain methods (and no hook in the instance itself) has the same ones."""
+        cls = type(listener)
+        overrides = type(self)._overrides
+        plain = _plain_instance(listener, self.HOOKS)
+        cached = overrides.get(cls)
+        if cached is not None and plain:
+            return cached
+        found = self._inspect_hooks(listener)
+        if plain and _plain_class(cls, found):
+            overrides[cls] = found
+        return found
+
+    def _inspect_hooks(self, listener: object) -> tuple[tuple[str, bool], ...]:
+        base = self.LISTENER
+        found = []
+        for name in self.HOOKS:
+            method = getattr(listener, name, None)
+            if method is None:
+                continue
+            func = getattr(method, "__func__", None)
+            if func is not None and func is getattr(base, name, None):
+                continue  # the inherited no-op
+            found.append((name, name not in TERMINAL_HOOKS and inspect.iscoroutinefunction(method)))
+        return tuple(found)
 
     def _rebuilt(self) -> None:
         """Called after every change of the tables; precompute per-API flags here."""
@@ -329,6 +358,22 @@ class Fanout:
         self._failures.clear()
         if repeated:
             logger.error("Listener failures in this stream: %s", "; ".join(repeated))
+
+
+def _plain_class(cls: type, hooks: tuple[tuple[str, bool], ...]) -> bool:
+    """Whether every instance of ``cls`` gets the same hooks: each one a function defined on
+    the class, and no attribute lookup of its own."""
+    # getattr: mypy reads cls.__getattribute__ as the metaclass's and refuses the comparison
+    own_lookup = getattr(cls, "__getattribute__") is not object.__getattribute__  # noqa: B009
+    if own_lookup or hasattr(cls, "__getattr__"):
+        return False
+    return all(isinstance(getattr(cls, name, None), FunctionType) for name, _ in hooks)
+
+
+def _plain_instance(listener: object, names: tuple[str, ...]) -> bool:
+    """Whether ``listener`` holds no hook of its own (in its ``__dict__``)."""
+    own = getattr(listener, "__dict__", None)
+    return not own or own.keys().isdisjoint(names)
 
 
 def _user_stacklevel() -> int:
