@@ -94,7 +94,6 @@ class EventSource:
         if deadline is None and timeout.total is not None:
             deadline = self._loop.time() + timeout.total
         self._deadline = deadline
-        self._secrets = request.secrets()
         self._ready_state = ReadyState.CONNECTING
         self._response: aiohttp.ClientResponse | None = None
         # Why the run loop must stop: "cancel", or the name of the timeout phase that fired.
@@ -120,6 +119,11 @@ class EventSource:
         self.bytes_received = 0
         self.events_received = 0
         self._task = self._loop.create_task(self._run())
+
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        """The request's credentials, to mask in error messages: looked up only on an error."""
+        return self._request.secrets()
 
     # -- public surface -------------------------------------------------------------------
 
@@ -401,7 +405,9 @@ class EventSource:
         headers = request.headers
         if self._decoder.last_event_id and self._reconnect is not None:
             headers = {**headers, "Last-Event-ID": self._decoder.last_event_id}
-        logger.debug("Request: %s %s", request.method, request.safe_url)
+        debug = logger.isEnabledFor(logging.DEBUG)  # then the masked URL is worth building
+        if debug:
+            logger.debug("Request: %s %s", request.method, request.safe_url)
         started = time.monotonic()
         self._net_since = self._loop.time()
         self._in_io = True
@@ -419,13 +425,14 @@ class EventSource:
         finally:
             self._in_io = False
             self._net_since = None
-        logger.debug(
-            "Response: %s %s -> %d in %.3f s",
-            request.method,
-            request.safe_url,
-            response.status,
-            time.monotonic() - started,
-        )
+        if debug:
+            logger.debug(
+                "Response: %s %s -> %d in %.3f s",
+                request.method,
+                request.safe_url,
+                response.status,
+                time.monotonic() - started,
+            )
         self._read_mark = 0
         self._last_byte = 10
         return response
