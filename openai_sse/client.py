@@ -131,6 +131,12 @@ class Client:
             headers["OpenAI-Project"] = project
         headers.update(default_headers or {})
         self._headers = headers
+        # A stream's headers, made once: the event source adds Accept only when it is missing.
+        self._stream_headers = (
+            headers
+            if any(name.lower() == "accept" for name in headers)
+            else {**headers, "Accept": "text/event-stream"}
+        )
         self._session = session
         self._owns_session = session is None
         self._factory: EventSourceFactory | None = None
@@ -201,12 +207,23 @@ class Client:
         body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         method: str = "POST",
+        *,
+        stream: bool = False,
     ) -> Request:
         """The request for ``path`` under the base URL, with the client's headers.
 
-        Without ``body`` (a GET) no Content-Type is sent.
+        Without ``body`` (a GET) no Content-Type is sent. A ``stream`` request accepts
+        ``text/event-stream`` unless ``headers`` say otherwise.
         """
-        merged = {**self._headers, **headers} if headers else self._headers
+        base = self._stream_headers if stream else self._headers
+        merged = {**base, **headers} if headers else base
+        if (
+            headers
+            and base is not self._headers  # the Accept added here, not the client's own
+            and "Accept" not in headers
+            and any(name.lower() == "accept" for name in headers)
+        ):
+            del merged["Accept"]  # the caller's own spelling of it wins
         if body is None:
             merged = {k: v for k, v in merged.items() if k.lower() != "content-type"}
             return Request(self._url(path), method, headers=merged)
@@ -427,7 +444,7 @@ class Chat:
         structured = _structured_output(body, listeners)
         if structured is not None:  # parses content / arguments ahead of the other listeners
             listeners = (structured, *listeners)
-        request = client._request("chat/completions", body, extra_headers)
+        request = client._request("chat/completions", body, extra_headers, stream=True)
         deadline = client._deadline()
         connect = client._connect(request, deadline)
         stream = ChatStream(connect, listeners, retry_delay=client._retry_delay(deadline))

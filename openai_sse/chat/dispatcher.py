@@ -73,15 +73,11 @@ class ChatDispatcher(Fanout):
     _plain_content: bool
 
     def _rebuilt(self) -> None:
-        hooks = self._hooks
+        wanted = {name for name, calls in self._hooks.items() if calls}
         # No listener wants any per-chunk hook (``async for`` alone): dispatching is a no-op.
-        self._no_chunk_hooks = not any(
-            calls for name, calls in hooks.items() if name not in _STREAM_HOOKS
-        )
-        self._wants_deltas = any(hooks[name] for name in _DELTA_HOOKS)
-        self._plain_content = not self._any_async and not any(
-            calls for name, calls in hooks.items() if name not in _PLAIN_CONTENT_SAFE
-        )
+        self._no_chunk_hooks = wanted <= _STREAM_HOOKS
+        self._wants_deltas = not wanted.isdisjoint(_DELTA_HOOKS)
+        self._plain_content = not self._any_async and wanted <= _PLAIN_CONTENT_SAFE
 
     def dispatch(
         self, chunk: ChatCompletionChunk, completed: list[tuple[int, ChatCompletionMessageToolCall]]

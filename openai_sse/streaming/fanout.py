@@ -83,7 +83,7 @@ class Fanout:
     def __init__(self, stream: object, listeners: Iterable[object] = ()) -> None:
         self.stream = stream
         self._listeners: list[object] = []
-        self._hooks: dict[str, list[_Call]] = {name: [] for name in self.HOOKS}
+        self._hooks: dict[str, list[_Call]]  # set by _rebuild below
         self._any_async = False
         # (id(listener), hook) -> [listener, failure count, last failure as text]
         self._failures: dict[tuple[int, str], list[Any]] = {}

@@ -172,6 +172,19 @@ async def test_request_body_and_headers(server: LocalServer, client: Client) -> 
     assert sent.path == "/v1/chat/completions"
 
 
+async def test_an_accept_header_of_the_callers_own_is_the_only_one(
+    server: LocalServer, client: Client
+) -> None:
+    route(server, serving(sse_bytes("01_openai_plain_content_usage.sse")))
+    await client.chat.stream(model="m", messages=MESSAGES, extra_headers={"accept": "*/*"})
+    await client.chat.stream(model="m", messages=MESSAGES, extra_headers={"X-Trace": "1"})
+    own = Client("sk-test", base_url=server.url("/v1"), default_headers={"ACCEPT": "a/b"})
+    async with own:
+        await own.chat.stream(model="m", messages=MESSAGES)
+    sent = [request.headers.getall("Accept") for request in server.requests]
+    assert sent == [["*/*"], ["text/event-stream"], ["a/b"]]
+
+
 # -- listeners ----------------------------------------------------------------------------------
 
 
