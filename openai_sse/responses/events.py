@@ -17,13 +17,12 @@ from typing import Any, Optional, Union
 
 import msgspec
 
-from ..chat.models import _malformed, _normalise, _Payload
+from .._payload import Payload, load_object, malformed, normalise
 from .models import (
     Logprob,
     Response,
     ResponseContent,
     ResponseOutputItem,
-    _load_object,
     convert,
     repair_item,
     repair_part,
@@ -93,7 +92,7 @@ __all__ = [
 ]
 
 
-class _Event(_Payload, tag_field="type"):
+class _Event(Payload, tag_field="type"):
     """Base of every typed event; ``.type`` reads the tag like the official models."""
 
     sequence_number: Optional[int] = None
@@ -426,7 +425,7 @@ class ResponseAudioTranscriptDoneEvent(_Event, tag="response.audio.transcript.do
     pass
 
 
-class GenericEvent(_Payload):
+class GenericEvent(Payload):
     """An event type this package does not know yet; ``data`` is its whole payload."""
 
     type: str = ""
@@ -515,7 +514,7 @@ def decode_event(data: str | bytes, event_type: str | None = None) -> ResponseSt
     except msgspec.ValidationError:
         event = _decode_repaired(data, event_type)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _malformed("response event", data, f"invalid JSON ({exc})") from None
+        raise malformed("response event", data, f"invalid JSON ({exc})") from None
     event._raw_json = data
     if isinstance(event, _ResponseEvent):
         # The response inside keeps its own JSON too, so the final object's to_dict() and
@@ -527,7 +526,7 @@ def decode_event(data: str | bytes, event_type: str | None = None) -> ResponseSt
 
 
 def _decode_repaired(data: str | bytes, event_type: str | None) -> ResponseStreamEvent:
-    payload = _load_object(data, "response event")
+    payload = load_object(data, "response event")
     kind = payload.get("type")
     if kind is None and event_type and event_type != "message":
         kind = payload["type"] = event_type
@@ -545,6 +544,6 @@ def _decode_repaired(data: str | bytes, event_type: str | None) -> ResponseStrea
         payload["part"] = repair_part(payload["part"])
     if "response" in payload:
         repair_response(payload["response"])
-    _normalise(payload, cls)
+    normalise(payload, cls)
     event: ResponseStreamEvent = convert(payload, cls, data, "response event")
     return event

@@ -16,12 +16,12 @@ Annotations use ``Optional``/``Union`` because msgspec evaluates them at class c
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional, Union
 
 import msgspec
 
-from ..chat.models import _malformed, _normalise, _Payload, _raw_of
+from .._payload import Payload, TopLogprob, load_object, malformed, normalise, raw_of
+from .._payload import TokenLogprob as Logprob
 
 __all__ = [
     "AnnotationContainerFileCitation",
@@ -91,19 +91,6 @@ class _Generic(_Tagged):
 
 
 # ----------------------------------------------------------------------------- content parts
-
-
-class TopLogprob(msgspec.Struct, gc=False):
-    token: str = ""
-    bytes: Optional[list[int]] = None
-    logprob: float = 0.0
-
-
-class Logprob(msgspec.Struct, gc=False):
-    token: str = ""
-    bytes: Optional[list[int]] = None
-    logprob: float = 0.0
-    top_logprobs: list[TopLogprob] = []
 
 
 class AnnotationURLCitation(_Tagged, tag="url_citation"):
@@ -381,7 +368,7 @@ class Reasoning(msgspec.Struct):
     generate_summary: Optional[str] = None
 
 
-class Response(_Payload):
+class Response(Payload):
     """A whole response: the object of ``response.*`` events, a ``create`` result, a snapshot.
 
     :attr:`output_text` joins the text of every ``output_text`` part, as the official package
@@ -424,7 +411,7 @@ class Response(_Payload):
         """The response as a plain dict: the server's payload when it was decoded from one;
         built here (a snapshot), its fields, with generic items as the payloads they hold."""
         payload = super().to_dict()
-        if _raw_of(self) is None:
+        if raw_of(self) is None:
             payload["output"] = [
                 _plain(item, plain)
                 for item, plain in zip(self.output, payload["output"], strict=True)
@@ -432,7 +419,7 @@ class Response(_Payload):
         return payload
 
     def to_json(self, *, indent: int | None = None) -> str:
-        if _raw_of(self) is not None:
+        if raw_of(self) is not None:
             return super().to_json(indent=indent)
         text = msgspec.json.encode(self.to_dict()).decode()
         return msgspec.json.format(text, indent=indent) if indent else text
@@ -503,23 +490,12 @@ def decode_response(data: str | bytes) -> Response:
     try:
         response = _response_decoder.decode(data)
     except msgspec.ValidationError:
-        payload = _load_object(data, "response")
+        payload = load_object(data, "response")
         response = convert(repair_response(payload), Response, data, "response")
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _malformed("response", data, f"invalid JSON ({exc})") from None
+        raise malformed("response", data, f"invalid JSON ({exc})") from None
     response._raw_json = data
     return response
-
-
-def _load_object(data: str | bytes, what: str) -> dict[str, Any]:
-    try:
-        payload = json.loads(data)
-    except (ValueError, TypeError) as exc:
-        raise _malformed(what, data, f"invalid JSON ({exc})") from None
-    if not isinstance(payload, dict):
-        kind = type(payload).__name__
-        raise _malformed(what, data, f"expected a JSON object, got {kind}")
-    return payload
 
 
 def convert(payload: dict[str, Any], cls: type[Any], data: str | bytes, what: str) -> Any:
@@ -527,7 +503,7 @@ def convert(payload: dict[str, Any], cls: type[Any], data: str | bytes, what: st
     try:
         return msgspec.convert(payload, cls, strict=False)
     except msgspec.ValidationError as exc:
-        raise _malformed(what, data, str(exc)) from None
+        raise malformed(what, data, str(exc)) from None
 
 
 def _repair(value: Any, kinds: dict[str, type[Any]], generic: type[_Generic]) -> Any:
@@ -544,7 +520,7 @@ def _repair(value: Any, kinds: dict[str, type[Any]], generic: type[_Generic]) ->
         value["annotations"] = _repair_list(
             value.get("annotations"), _ANNOTATIONS, GenericAnnotation
         )
-    return _normalise(value, cls)
+    return normalise(value, cls)
 
 
 def _repair_list(values: Any, kinds: dict[str, type[Any]], generic: type[_Generic]) -> Any:
@@ -574,7 +550,7 @@ def repair_response(payload: Any) -> Any:
     """A response payload made acceptable to the lax conversion."""
     if isinstance(payload, dict):
         payload["output"] = _repair_list(payload.get("output"), _ITEMS, GenericItem)
-        _normalise(payload, Response)
+        normalise(payload, Response)
     return payload
 
 
