@@ -493,7 +493,7 @@ _TypedEvent = Union[
 ResponseStreamEvent = Union[_TypedEvent, GenericEvent]
 """Any event a Responses stream delivers: a typed event, or a :class:`GenericEvent`."""
 
-EVENT_TYPES = tags(*_TypedEvent.__args__)  # type: ignore[attr-defined]
+EVENT_TYPES = tags(_TypedEvent)
 
 _event_decoder = msgspec.json.Decoder(_TypedEvent)
 _SUMMARY_PART_EVENTS = (

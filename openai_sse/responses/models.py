@@ -16,7 +16,7 @@ Annotations use ``Optional``/``Union`` because msgspec evaluates them at class c
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, get_args
 
 import msgspec
 
@@ -455,32 +455,19 @@ def _plain(value: Any, plain: Any) -> Any:
 # ----------------------------------------------------------------------------- decoding
 
 
-def tags(*classes: type[Any]) -> dict[str, type[Any]]:
-    """Each tagged class by its ``type`` value."""
-    return {str(cls.__struct_config__.tag): cls for cls in classes}
+def tags(union: Any) -> dict[str, type[Any]]:
+    """Each declared member of a tagged union by its ``type`` value (the generic stand-in,
+    which has no fixed type, left out)."""
+    return {
+        str(cls.__struct_config__.tag): cls
+        for cls in get_args(union)
+        if not issubclass(cls, _Generic)
+    }
 
 
-_ITEMS = tags(
-    ResponseOutputMessage,
-    ResponseFunctionToolCall,
-    ResponseReasoningItem,
-    ResponseFunctionWebSearch,
-    ResponseFileSearchToolCall,
-    ResponseCodeInterpreterToolCall,
-    McpCall,
-    McpListTools,
-    McpApprovalRequest,
-    ImageGenerationCall,
-    ResponseCustomToolCall,
-    ResponseComputerToolCall,
-)
-_PARTS = tags(ResponseOutputText, ResponseOutputRefusal, ResponseReasoningText)
-_ANNOTATIONS = tags(
-    AnnotationURLCitation,
-    AnnotationFileCitation,
-    AnnotationContainerFileCitation,
-    AnnotationFilePath,
-)
+_ITEMS = tags(ResponseOutputItem)
+_PARTS = tags(ResponseContent)
+_ANNOTATIONS = tags(TextAnnotation)
 
 _response_decoder = msgspec.json.Decoder(Response)
 
