@@ -7,7 +7,10 @@ import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
+
+from .servers import LocalServer
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +32,16 @@ async def _loop_guard() -> AsyncIterator[None]:
     loop.set_exception_handler(previous)
     messages = [str(r.get("message")) + ": " + repr(r.get("exception")) for r in reports]
     assert not messages, "loop reported problems:\n" + "\n".join(messages)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[LocalServer]:
+    """A loopback server the test gives its routes (modules serving a MockServer override it)."""
+    async with LocalServer() as s:
+        yield s
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s

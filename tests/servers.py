@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from openai_sse import Client
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -51,6 +54,12 @@ class LocalServer:
 
     def url(self, path: str = "/") -> str:
         return f"http://{self.host}:{self.port}{path}"
+
+    def client(self) -> Client:
+        """A client of this server's ``/v1`` API that does not retry."""
+        from openai_sse import Client
+
+        return Client("sk-test", base_url=self.url("/v1"), max_retries=0)
 
     async def __aenter__(self) -> LocalServer:
         self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)

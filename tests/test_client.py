@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator
 from email.utils import formatdate
 from typing import Any
 
@@ -38,12 +37,6 @@ from .servers import LocalServer, sse_response
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 PLAIN = sse_bytes("01_openai_plain_content_usage.sse")
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[LocalServer]:
-    async with LocalServer() as s:
-        yield s
 
 
 def openai_error(status: int, message: str, **headers: str) -> Any:

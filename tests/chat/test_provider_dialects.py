@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from openai_sse import ChatListener, ChatStream, Client, ProtocolError
+from openai_sse import ChatListener, ChatStream, ProtocolError
 from openai_sse.chat import decode_chunk, decode_completion
 
 from ..servers import LocalServer, sse_response
@@ -76,12 +75,6 @@ class Collect(ChatListener):
         self.reasoning.append(delta)
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[LocalServer]:
-    async with LocalServer() as s:
-        yield s
-
-
 async def _stream(server: LocalServer, chunks: list[dict[str, Any]]) -> tuple[Any, Collect]:
     parts = _body(chunks)
 
@@ -90,7 +83,7 @@ async def _stream(server: LocalServer, chunks: list[dict[str, Any]]) -> tuple[An
 
     server.route("/v1/chat/completions", handler)
     listener = Collect()
-    async with Client("sk-test", base_url=server.url("/v1"), max_retries=0) as client:
+    async with server.client() as client:
         completion = await client.chat.stream(model="m", messages=MESSAGES, listeners=[listener])
     return completion, listener
 

@@ -53,14 +53,8 @@ def serving(*parts: bytes) -> Callable[[web.Request], Any]:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[LocalServer]:
-    async with LocalServer() as s:
-        yield s
-
-
-@pytest.fixture
 async def client(server: LocalServer) -> AsyncIterator[Client]:
-    async with Client("sk-test", base_url=server.url("/v1"), max_retries=0) as c:
+    async with server.client() as c:
         yield c
 
 

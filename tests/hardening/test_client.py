@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -37,12 +37,6 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 PLAIN = sse_bytes("01_openai_plain_content_usage.sse")
 FIRST_CHUNK = PLAIN.split(b"\n\n")[0] + b"\n\n"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[LocalServer]:
-    async with LocalServer() as s:
-        yield s
 
 
 class Terminals(ChatListener):

@@ -8,7 +8,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -24,12 +24,6 @@ from openai_sse.transport import EventSource, EventSources, Request, Timeout
 
 from ..servers import LocalServer, hang
 from ..transport.recorder import Recorder, SyncRecorder
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def until(predicate: Callable[[], bool], limit: float = 5.0) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -69,16 +68,6 @@ def _dropping_after(blocks: list[bytes]) -> Any:
     return handler
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[LocalServer]:
-    async with LocalServer() as s:
-        yield s
-
-
-def _client(server: LocalServer) -> Client:
-    return Client(api_key="sk-test", base_url=server.url("/v1"), max_retries=0)
-
-
 async def test_dropped_background_stream_resumes_to_the_whole_answer(server: LocalServer) -> None:
     """Two drops; each follow-up also repeats two events already seen (servers may)."""
     first, second = 40, 200
@@ -96,7 +85,7 @@ async def test_dropped_background_stream_resumes_to_the_whole_answer(server: Loc
 
     server.route(f"/v1/responses/{RESPONSE_ID}", follow)
     seen = Seen()
-    async with _client(server) as client:
+    async with server.client() as client:
         stream = client.responses.stream(
             model="gpt-5", input="x", background=True, resume=True, listeners=[seen]
         )
@@ -114,7 +103,7 @@ async def test_dropped_background_stream_resumes_to_the_whole_answer(server: Loc
 async def test_without_resume_a_drop_fails_with_the_partial_snapshot(server: LocalServer) -> None:
     server.route("/v1/responses", _dropping_after(BLOCKS[:40]))
     seen = Seen()
-    async with _client(server) as client:
+    async with server.client() as client:
         stream = client.responses.stream(model="gpt-5", input="x", listeners=[seen])
         with pytest.raises(APIConnectionError) as info:
             await stream
@@ -130,7 +119,7 @@ async def test_resume_stops_on_a_status_error(server: LocalServer) -> None:
         return web.json_response({"error": {"message": "No such response"}}, status=404)
 
     server.route(f"/v1/responses/{RESPONSE_ID}", gone)
-    async with _client(server) as client:
+    async with server.client() as client:
         stream = client.responses.stream(model="m", input="x", background=True, resume=True)
         with pytest.raises(NotFoundError):
             await stream
@@ -144,7 +133,7 @@ async def test_follow_a_stored_response_after_event_n(server: LocalServer) -> No
 
     server.route(f"/v1/responses/{RESPONSE_ID}", stored)
     seen = Seen()
-    async with _client(server) as client:
+    async with server.client() as client:
         response = await client.responses.stream(
             response_id=RESPONSE_ID, starting_after=300, listeners=[seen]
         )
@@ -173,7 +162,7 @@ async def test_create_returns_the_response(server: LocalServer) -> None:
         return web.json_response(final)
 
     server.route("/v1/responses", answer)
-    async with _client(server) as client:
+    async with server.client() as client:
         response = await client.responses.create(
             model="gpt-5.2", input="Tallest mountain in Alberta?", stream=True
         )
@@ -190,7 +179,7 @@ async def test_create_maps_status_errors(server: LocalServer) -> None:
         return web.json_response({"error": {"message": "Bad input"}}, status=400)
 
     server.route("/v1/responses", refuse)
-    async with _client(server) as client:
+    async with server.client() as client:
         with pytest.raises(BadRequestError, match="Bad input"):
             await client.responses.create(model="m", input="x")
 
@@ -208,7 +197,7 @@ async def test_client_close_cancels_a_running_stream(server: LocalServer) -> Non
 
     server.route("/v1/responses", slow)
     seen = Seen()
-    client = _client(server)
+    client = server.client()
     stream = client.responses.stream(model="m", input="x", listeners=[seen])
     await asyncio.wait_for(started.wait(), 5)
     await client.close()
@@ -222,7 +211,7 @@ async def test_input_items_from_any_iterable_are_sent_as_a_list(server: LocalSer
 
     server.route("/v1/responses", answer)
     messages = ({"role": role, "content": text} for role, text in [("user", "a"), ("user", "b")])
-    async with _client(server) as client:
+    async with server.client() as client:
         await client.responses.create(model="m", input=messages, instructions="Be brief.")
         with pytest.raises(TypeError, match="input must be"):
             await client.responses.create(model="m", input=42)  # type: ignore[arg-type]
@@ -244,7 +233,7 @@ async def test_cancel_while_following_up_a_dropped_stream(server: LocalServer) -
 
     server.route(f"/v1/responses/{RESPONSE_ID}", stall)
     seen = Seen()
-    async with _client(server) as client:
+    async with server.client() as client:
         stream = client.responses.stream(
             model="m", input="x", background=True, resume=True, listeners=[seen]
         )

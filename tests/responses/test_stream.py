@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -92,23 +91,13 @@ def _in_pieces(raw: bytes, seed: int) -> Any:
     return handler
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[LocalServer]:
-    async with LocalServer() as s:
-        yield s
-
-
-def _client(server: LocalServer) -> Client:
-    return Client(api_key="sk-test", base_url=server.url("/v1"), max_retries=0)
-
-
 @pytest.mark.parametrize("name", COMPLETED)
 async def test_recording_streams_to_the_servers_own_object(server: LocalServer, name: str) -> None:
     final = terminal_object(name)
     assert final is not None
     server.route("/v1/responses", _in_pieces(body(name), seed=len(name)))
     recorder = Recorder()
-    async with _client(server) as client:
+    async with server.client() as client:
         stream = client.responses.stream(model="gpt-test", input="hi", listeners=[recorder])
         response = await stream
     assert response.status == final["status"]
@@ -130,7 +119,7 @@ async def test_reasoning_and_refusal_hooks(server: LocalServer) -> None:
     server.route("/v1/responses", _in_pieces(body("04_openai_reasoning_summary_deltas.sse"), 4))
     server.route("/v1/refusal/responses", _in_pieces(body("09_openai_refusal.sse"), 9))
     recorder = Recorder()
-    async with _client(server) as client:
+    async with server.client() as client:
         response = await client.responses.stream(model="m", input="x", listeners=[recorder])
         reasoning = response.output[0]
         summary = "".join(part.text for part in reasoning.summary)  # type: ignore[union-attr]
@@ -148,7 +137,7 @@ async def test_error_event_without_terminal_fails_with_stream_error(server: Loca
     name = "11_openai_error_event_then_response_failed.sse"
     server.route("/v1/responses", _in_pieces(body(name), 11))
     recorder = Recorder()
-    async with _client(server) as client:
+    async with server.client() as client:
         stream = client.responses.stream(model="m", input="x", listeners=[recorder])
         with pytest.raises(StreamError) as info:
             await stream
@@ -166,7 +155,7 @@ async def test_response_failed_carries_the_servers_object(server: LocalServer) -
     """The same recording with its last event terminated: the error gets the failed object."""
     raw = body("11_openai_error_event_then_response_failed.sse") + b"\n\n"
     server.route("/v1/responses", _in_pieces(raw, 3))
-    async with _client(server) as client:
+    async with server.client() as client:
         stream = client.responses.stream(model="m", input="x")
         with pytest.raises(StreamError) as info:
             await stream
@@ -195,7 +184,7 @@ async def test_response_failed_alone(server: LocalServer) -> None:
     }
     raw = b"event: response.failed\ndata: " + json.dumps(failed).encode() + b"\n\n"
     server.route("/v1/responses", _in_pieces(raw, 1))
-    async with _client(server) as client:
+    async with server.client() as client:
         with pytest.raises(StreamError) as info:
             await client.responses.stream(model="m", input="x")
     assert (info.value.code, info.value.message) == ("server_error", "It broke.")
@@ -206,7 +195,7 @@ async def test_response_failed_alone(server: LocalServer) -> None:
 async def test_flat_error_event_then_silence_fails_after_a_short_wait(server: LocalServer) -> None:
     error = {"type": "error", "sequence_number": 0, "code": "rate_limit", "message": "Slow down"}
     server.route("/v1/responses", stalling_after(b"data: " + json.dumps(error).encode() + b"\n\n"))
-    async with _client(server) as client:
+    async with server.client() as client:
         request = client._request("responses", {"model": "m"})
         stream = ResponseStream(client._connect(request, None), drain_timeout=0.05)
         with pytest.raises(StreamError) as info:
@@ -221,7 +210,7 @@ async def test_other_provider_without_event_lines_ending_with_done(server: Local
     assert b"event:" not in raw
     server.route("/v1/responses", _in_pieces(raw, 2))
     recorder = Recorder()
-    async with _client(server) as client:
+    async with server.client() as client:
         response = await client.responses.stream(model="m", input="x", listeners=[recorder])
     assert response.to_dict() == terminal_object(name)
     call, index = recorder.tool_calls[0]
@@ -232,7 +221,7 @@ async def test_done_before_a_terminal_event_is_incomplete(server: LocalServer) -
     blocks = events_of("01_openai_text_emoji_no_sequence_number.sse")
     raw = without_event_lines(b"".join(blocks[:-1])) + b"data: [DONE]\n\n"
     server.route("/v1/responses", _in_pieces(raw, 5))
-    async with _client(server) as client:
+    async with server.client() as client:
         stream = client.responses.stream(model="m", input="x")
         with pytest.raises(IncompleteStreamError) as info:
             await stream
@@ -245,7 +234,7 @@ async def test_connection_ending_without_terminal_event_keeps_the_snapshot(
     blocks = events_of("10_openai_incomplete_max_output_tokens.sse")
     server.route("/v1/responses", _in_pieces(b"".join(blocks[:12]), 6))
     recorder = Recorder()
-    async with _client(server) as client:
+    async with server.client() as client:
         stream = client.responses.stream(model="m", input="x", listeners=[recorder])
         with pytest.raises(IncompleteStreamError) as info:
             await stream
@@ -258,7 +247,7 @@ async def test_connection_ending_without_terminal_event_keeps_the_snapshot(
 
 async def test_malformed_event_is_a_protocol_error(server: LocalServer) -> None:
     server.route("/v1/responses", _in_pieces(b"data: oops\n\n", 1))
-    async with _client(server) as client:
+    async with server.client() as client:
         with pytest.raises(ProtocolError):
             await client.responses.stream(model="m", input="x")
 
@@ -268,7 +257,7 @@ async def test_iteration_yields_typed_and_unknown_events(server: LocalServer) ->
     blocks = events_of(name)
     novel = b'event: response.hologram\ndata: {"type":"response.hologram","beam":1}\n\n'
     server.route("/v1/responses", _in_pieces(b"".join([*blocks[:3], novel, *blocks[3:]]), 7))
-    async with _client(server) as client:
+    async with server.client() as client:
         stream = client.responses.stream(model="m", input="x")
         seen = [event async for event in stream]
         response = await stream
@@ -292,7 +281,7 @@ async def test_cancel_keeps_the_partial_snapshot_and_closes_the_connection(
             if len(recorder.content) == 3:
                 stream.cancel()
 
-    async with _client(server) as client:
+    async with server.client() as client:
         stream = client.responses.stream(model="m", input="x", listeners=[recorder, Stopper()])
         with pytest.raises(StreamCancelled):
             await stream
@@ -334,7 +323,7 @@ async def test_one_listener_class_observes_chat_and_responses(server: LocalServe
     chat_raw = sse_bytes("01_openai_plain_content_usage.sse")
     server.route("/v1/chat/completions", _in_pieces(chat_raw, 1))
     both = Both()
-    async with _client(server) as client:
+    async with server.client() as client:
         response = await client.responses.stream(model="m", input="x", listeners=[both])
         completion = await client.chat.stream(
             model="m", messages=[{"role": "user", "content": "x"}], listeners=[both]
@@ -359,7 +348,7 @@ async def test_listener_that_raises_does_not_disturb_the_stream(server: LocalSer
         "/v1/responses", _in_pieces(body("01_openai_text_emoji_no_sequence_number.sse"), 1)
     )
     recorder = Recorder()
-    async with _client(server) as client:
+    async with server.client() as client:
         response = await client.responses.stream(
             model="m", input="x", listeners=[Broken(), recorder]
         )
@@ -377,7 +366,7 @@ async def test_async_hooks_are_awaited_in_order(server: LocalServer) -> None:
     server.route(
         "/v1/responses", _in_pieces(body("01_openai_text_emoji_no_sequence_number.sse"), 8)
     )
-    async with _client(server) as client:
+    async with server.client() as client:
         response = await client.responses.stream(model="m", input="x", listeners=[Slow()])
     assert "".join(order) == response.output_text
 
@@ -393,7 +382,7 @@ async def test_repeated_sequence_numbers_lose_nothing_without_a_resume(
     )
     server.route("/v1/responses", _in_pieces(raw, 12))
     recorder = Recorder()
-    async with _client(server) as client:
+    async with server.client() as client:
         response = await client.responses.stream(model="m", input="x", listeners=[recorder])
     assert {e.sequence_number for e in recorder.events} == {0}
     assert len(recorder.events) == len(events_of(name))
@@ -432,7 +421,7 @@ async def test_a_call_without_its_item_done_is_reported_at_the_end(server: Local
     blocks = [b for b in events_of(name) if b"response.output_item.done" not in b]
     server.route("/v1/responses", _in_pieces(b"".join(blocks), 13))
     recorder = Recorder()
-    async with _client(server) as client:
+    async with server.client() as client:
         response = await client.responses.stream(model="m", input="x", listeners=[recorder])
     assert [(call, index) for call, index in recorder.tool_calls] == [(response.output[0], 0)]
     assert recorder.tool_calls[0][0].arguments == '{"a":1231,"b":2331}'

@@ -12,7 +12,7 @@ import asyncio
 import gc
 import logging
 import warnings
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -99,18 +99,6 @@ class Log(WordListener):
 
 def body(*words: str) -> bytes:
     return b"".join(f"data: {w}\n\n".encode() for w in words)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[LocalServer]:
-    async with LocalServer() as s:
-        yield s
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def start(

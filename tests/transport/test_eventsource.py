@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -34,12 +33,6 @@ from openai_sse.transport import (
 
 from ..servers import LocalServer, hang, sse_response, stalling_after
 from .recorder import Recorder, SyncRecorder
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def hey(request: web.Request) -> asyncio.Future[web.StreamResponse]:

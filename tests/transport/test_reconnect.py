@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from openai_sse import InternalServerError
@@ -16,12 +14,6 @@ from ..servers import LocalServer, hang, sse_response, stalling_after
 from .recorder import Recorder
 
 FAST = Reconnect(delay=0.01, max_delay=0.05, jitter=0.0)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def test_reconnects_after_eof_with_last_event_id_until_204(
