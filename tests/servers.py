@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
@@ -108,3 +109,14 @@ def stalling_after(*chunks: bytes) -> Handler:
         return response
 
     return handler
+
+
+async def read_partial(resp: aiohttp.ClientResponse) -> tuple[bytes, BaseException | None]:
+    """Everything that arrived before the body broke off, and how it broke."""
+    received: list[bytes] = []
+    try:
+        async for piece in resp.content.iter_any():
+            received.append(piece)
+    except aiohttp.ClientError as exc:
+        return b"".join(received), exc
+    return b"".join(received), None

@@ -13,6 +13,8 @@ import pytest
 
 from openai_sse.testing import Fault, MockServer, Raw, Reply, ToolCall, load_script, tokenize
 
+from ..servers import read_partial
+
 FIXTURES = Path(__file__).resolve().parents[1] / "recordings"
 
 WEATHER_TOOL = {
@@ -31,18 +33,6 @@ WEATHER_TOOL = {
 
 def chat_body(prompt: str = "Say hi", **extra: Any) -> dict[str, Any]:
     return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}], **extra}
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[MockServer]:
-    async with MockServer(delay=0) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as sess:
-        yield sess
 
 
 def parse_events(raw: bytes) -> list[str]:
@@ -64,17 +54,6 @@ async def stream(
 ) -> tuple[aiohttp.ClientResponse, bytes]:
     async with session.post(f"{server.base_url}/chat/completions", json=body) as resp:
         return resp, await resp.read()
-
-
-async def read_partial(resp: aiohttp.ClientResponse) -> tuple[bytes, BaseException | None]:
-    """Everything that arrived before the body broke off, and how it broke."""
-    received: list[bytes] = []
-    try:
-        async for piece in resp.content.iter_any():
-            received.append(piece)
-    except aiohttp.ClientError as exc:
-        return b"".join(received), exc
-    return b"".join(received), None
 
 
 def content_of(chunks: list[dict[str, Any]], index: int = 0) -> str:

@@ -15,6 +15,8 @@ import pytest
 
 from openai_sse.testing import Fault, MockServer, Raw, Reply, ToolCall
 
+from ..servers import read_partial
+
 RECORDINGS = Path(__file__).resolve().parents[1] / "recordings" / "responses"
 TERMINAL = {"response.completed", "response.incomplete", "response.failed"}
 WEATHER = {
@@ -51,34 +53,11 @@ def events_of(raw: bytes) -> list[dict[str, Any]]:
     return [data for _, data in pairs]
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[MockServer]:
-    async with MockServer(delay=0) as srv:
-        yield srv
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as sess:
-        yield sess
-
-
 async def post(
     session: aiohttp.ClientSession, server: MockServer, payload: dict[str, Any]
 ) -> tuple[aiohttp.ClientResponse, bytes]:
     async with session.post(f"{server.base_url}/responses", json=payload) as resp:
         return resp, await resp.read()
-
-
-async def read_partial(resp: aiohttp.ClientResponse) -> tuple[bytes, BaseException | None]:
-    """Everything that arrived before the body broke off, and how it broke."""
-    received: list[bytes] = []
-    try:
-        async for piece in resp.content.iter_any():
-            received.append(piece)
-    except aiohttp.ClientError as exc:
-        return b"".join(received), exc
-    return b"".join(received), None
 
 
 def types(events: list[dict[str, Any]]) -> list[str]:
