@@ -22,7 +22,7 @@ from openai_sse import (
 )
 from openai_sse.transport import EventSource, EventSources, Request, Timeout
 
-from ..servers import LocalServer, hang
+from ..servers import LocalServer, hang, stalling_after
 from ..transport.recorder import Recorder, SyncRecorder
 
 
@@ -109,20 +109,8 @@ class HungHook(Recorder):
             raise
 
 
-def stalling(*chunks: bytes) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for chunk in chunks:
-            await response.write(chunk)
-        await hang()
-        return response
-
-    return handler
-
-
 async def test_cancel_from_another_task_ends_a_hung_hook(session: aiohttp.ClientSession) -> None:
-    async with LocalServer({"/": stalling(b"data: 1\n\ndata: 2\n\n")}) as server:
+    async with LocalServer({"/": stalling_after(b"data: 1\n\ndata: 2\n\n")}) as server:
         rec = HungHook()
         source = start(session, server.url("/"), rec)
         await asyncio.wait_for(rec.entered.wait(), 5)
@@ -134,7 +122,7 @@ async def test_cancel_from_another_task_ends_a_hung_hook(session: aiohttp.Client
 
 
 async def test_total_timeout_ends_a_hung_hook(session: aiohttp.ClientSession) -> None:
-    async with LocalServer({"/": stalling(b"data: 1\n\n")}) as server:
+    async with LocalServer({"/": stalling_after(b"data: 1\n\n")}) as server:
         rec = HungHook()
         source = start(session, server.url("/"), rec, timeout=Timeout(total=0.3))
         await asyncio.wait_for(source.wait(), 3)
@@ -166,7 +154,7 @@ async def test_a_hook_swallowing_the_cancellation_still_ends_cleanly(
             cancelling = getattr(task, "cancelling", None)
             self.cancelling_in_failure = cancelling() if cancelling else 0
 
-    async with LocalServer({"/": stalling(b"data: 1\n\ndata: 2\n\n")}) as server:
+    async with LocalServer({"/": stalling_after(b"data: 1\n\ndata: 2\n\n")}) as server:
         rec = Swallows()
         source = start(session, server.url("/"), rec)
         await asyncio.wait_for(rec.entered.wait(), 5)
@@ -191,7 +179,7 @@ async def test_cancel_from_inside_a_hook_does_not_cancel_that_hook(
             await asyncio.sleep(0.01)  # the hook's own awaits are not interrupted
             finished.append(data)
 
-    async with LocalServer({"/": stalling(b"data: 1\n\ndata: 2\n\n")}) as server:
+    async with LocalServer({"/": stalling_after(b"data: 1\n\ndata: 2\n\n")}) as server:
         rec = CancelsItself()
         source = start(session, server.url("/"), rec)
         await asyncio.wait_for(source.wait(), 5)
@@ -357,7 +345,7 @@ async def test_a_loop_blocked_by_another_stream_is_not_idle(
 async def test_cancelled_before_the_first_attempt_even_with_a_deadline_passed(
     session: aiohttp.ClientSession,
 ) -> None:
-    async with LocalServer({"/": stalling(b"data: 1\n\n")}) as server:
+    async with LocalServer({"/": stalling_after(b"data: 1\n\n")}) as server:
         rec = Recorder()
         factory = EventSources.create_factory(session)
         loop = asyncio.get_running_loop()
