@@ -563,7 +563,13 @@ class MockServer:
             return self._json(500, {"error": error or error_body("error", "server_error")["error"]})
         return self._json(200, final)
 
-    def _stored(self, request: web.Request) -> StoredResponse | web.Response:
+    async def _stored(self, request: web.Request) -> StoredResponse | web.Response:
+        """The stored response the path names, or the answer to send instead (the request is
+        recorded and authenticated first, as on every endpoint)."""
+        await self._record(request)
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
         response_id = request.match_info["response_id"]
         stored = self._responses_store.get(response_id)
         if stored is None:
@@ -572,11 +578,7 @@ class MockServer:
         return stored
 
     async def _get_response(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request)
-        denied = self._auth_error(request)
-        if denied is not None:
-            return denied
-        stored = self._stored(request)
+        stored = await self._stored(request)
         if not isinstance(stored, StoredResponse):
             return stored
         if request.query.get("stream", "").lower() != "true":
@@ -601,11 +603,7 @@ class MockServer:
         )
 
     async def _delete_response(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request)
-        denied = self._auth_error(request)
-        if denied is not None:
-            return denied
-        stored = self._stored(request)
+        stored = await self._stored(request)
         if not isinstance(stored, StoredResponse):
             return stored
         self._responses_store.pop(stored.id)
