@@ -32,6 +32,17 @@ async def collect(response: aiohttp.ClientResponse) -> list[ServerSentEvent]:
     return [event async for event in events(response)]
 
 
+async def first_events(http: aiohttp.ClientSession, url: str, count: int) -> list[ServerSentEvent]:
+    """The first ``count`` events of a stream; then the reader goes away, as a browser may."""
+    received: list[ServerSentEvent] = []
+    async with http.get(url) as response:
+        async for event in events(response):
+            received.append(event)
+            if len(received) == count:
+                break
+    return received
+
+
 def content(chunks: list[ServerSentEvent]) -> str:
     """The answer text carried by the chunk events."""
     text = []

@@ -14,7 +14,17 @@ from openai_sse.relay import RedisStore, Relay
 from openai_sse.testing import Fault, MockServer, Reply
 
 from .conftest import UPSTREAM_KEY, free_port, redis_server
-from .helpers import CHAT, RUNNING, collect, content, events, final, relay_process, start
+from .helpers import (
+    CHAT,
+    RUNNING,
+    collect,
+    content,
+    events,
+    final,
+    first_events,
+    relay_process,
+    start,
+)
 
 LONG = " ".join(f"piece{i}" for i in range(80))
 
@@ -45,12 +55,7 @@ async def test_start_on_a_drop_resume_on_b(
     upstream.enqueue(Reply(text=LONG))
     a, b = await relays(), await relays()
     stream_id = await start(http, a.url)
-    first = []
-    async with http.get(f"{a.url}/v1/streams/{stream_id}") as response:
-        async for event in events(response):
-            first.append(event)
-            if len(first) == 6:
-                break
+    first = await first_events(http, f"{a.url}/v1/streams/{stream_id}", 6)
     headers = {"Last-Event-ID": first[-1].id or ""}
     async with http.get(f"{b.url}/v1/streams/{stream_id}", headers=headers) as response:
         rest = await collect(response)
@@ -127,12 +132,7 @@ async def test_two_relay_processes_on_one_redis(
     ):
         # start on A, drop, resume on B
         stream_id = await start(http, a)
-        first = []
-        async with http.get(f"{a}/v1/streams/{stream_id}") as response:
-            async for event in events(response):
-                first.append(event)
-                if len(first) == 5:
-                    break
+        first = await first_events(http, f"{a}/v1/streams/{stream_id}", 5)
         headers = {"Last-Event-ID": first[-1].id or ""}
         async with http.get(f"{b}/v1/streams/{stream_id}", headers=headers) as response:
             rest = await collect(response)

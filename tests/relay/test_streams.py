@@ -13,7 +13,7 @@ from openai_sse.relay import Relay
 from openai_sse.testing import Fault, MockServer, Reply
 
 from .conftest import UPSTREAM_KEY
-from .helpers import CHAT, collect, content, events, final, start
+from .helpers import CHAT, collect, content, events, final, first_events, start
 
 LONG = " ".join(f"word{i}" for i in range(60))
 
@@ -52,12 +52,7 @@ async def test_resume_after_last_event_id_has_no_gap_and_no_duplicate(
     upstream.enqueue(Reply(text=LONG))
     stream_id = await start(http, relay.url)
     url = f"{relay.url}/v1/streams/{stream_id}"
-    first = []
-    async with http.get(url) as response:
-        async for event in events(response):
-            first.append(event)
-            if len(first) == 5:
-                break  # the browser goes away mid-answer
+    first = await first_events(http, url, 5)  # then the browser goes away mid-answer
     last = first[-1].id
     assert last is not None
     if via == "header":
@@ -261,12 +256,7 @@ async def test_responses_api_streams_resumably_too(
     body = {"api": "responses", "model": "gpt-4o-mini", "input": "Hi"}
     stream_id = await start(http, relay.url, body)
     url = f"{relay.url}/v1/streams/{stream_id}"
-    first = []
-    async with http.get(url) as response:
-        async for event in events(response):
-            first.append(event)
-            if len(first) == 8:
-                break
+    first = await first_events(http, url, 8)
     async with http.get(url, headers={"Last-Event-ID": first[-1].id or ""}) as response:
         rest = await collect(response)
     kind, final_response = final(rest)
