@@ -120,6 +120,18 @@ _count = _integer(0)
 _port = _integer(0, 65535)
 
 
+def _add_address(parser: argparse.ArgumentParser, default_port: int) -> None:
+    """``--host`` and ``-p/--port``, alike for every command that serves."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (%(default)s)")
+    parser.add_argument(
+        "-p",
+        "--port",
+        type=_port,
+        default=default_port,
+        help="port to listen on; 0 picks a free one (%(default)s)",
+    )
+
+
 def _http_url(text: str) -> str | None:
     """Why ``text`` is not usable as an API base URL, or None when it is."""
     from urllib.parse import urlsplit
@@ -230,14 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
             "/v1/models) until interrupted. Point any OpenAI client at the printed base URL."
         ),
     )
-    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (%(default)s)")
-    serve.add_argument(
-        "-p",
-        "--port",
-        type=_port,
-        default=DEFAULT_PORT,
-        help="port to listen on; 0 picks a free one (%(default)s)",
-    )
+    _add_address(serve, DEFAULT_PORT)
     serve.add_argument(
         "--rate",
         type=_rate,

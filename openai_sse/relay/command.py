@@ -21,7 +21,7 @@ DEFAULT_RELAY_PORT = 8080
 
 def add_relay_command(commands: Any) -> argparse.ArgumentParser:
     """Add the ``relay`` subcommand to the ``openai-sse`` parser's subcommands."""
-    from ..cli import _port, _positive, _rate
+    from ..cli import _add_address, _positive, _rate
 
     relay: argparse.ArgumentParser = commands.add_parser(
         "relay",
@@ -33,14 +33,7 @@ def add_relay_command(commands: Any) -> argparse.ArgumentParser:
             "relays the embedded offline server."
         ),
     )
-    relay.add_argument("--host", default="127.0.0.1", help="interface to bind (%(default)s)")
-    relay.add_argument(
-        "-p",
-        "--port",
-        type=_port,
-        default=DEFAULT_RELAY_PORT,
-        help="port to listen on; 0 picks a free one (%(default)s)",
-    )
+    _add_address(relay, DEFAULT_RELAY_PORT)
     relay.add_argument(
         "--upstream",
         metavar="URL",
