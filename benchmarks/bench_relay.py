@@ -89,20 +89,10 @@ class RelayProcess(ServerProcess):
         if redis:
             self.args += ["--redis", redis]
 
-    def start(self) -> RelayProcess:
-        process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve-relay", *self.args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        self._process = process
-        assert process.stdout is not None
-        line = process.stdout.readline().decode()
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"relay did not start: {line!r}")
-        self.port = int(line.split()[1])
-        return self
+    name = "relay"
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(Path(__file__).resolve()), "--serve-relay", *self.args]
 
     @property
     def url(self) -> str:

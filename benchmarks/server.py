@@ -515,18 +515,20 @@ class ServerProcess:
         assert self._process is not None
         return self._process.pid
 
+    name = "benchmark server"
+
+    def command(self) -> list[str]:
+        """The child's command line; it prints ``PORT n`` once it listens."""
+        return [sys.executable, str(Path(__file__).resolve()), "--host", self.host, "--port", "0"]
+
     def start(self) -> ServerProcess:
-        process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--host", self.host, "--port", "0"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._process = process
         assert process.stdout is not None
         line = process.stdout.readline().decode()
         if not line.startswith("PORT "):
             self.stop()
-            raise RuntimeError(f"benchmark server did not start: {line!r}")
+            raise RuntimeError(f"{self.name} did not start: {line!r}")
         self.port = int(line.split()[1])
         return self
 
