@@ -3,7 +3,8 @@
 A paced stream does not sleep after each write: every block has an absolute due time
 (``origin + ticks * delay``), and all streams wait on one :class:`Clock`, which keeps one timer
 per millisecond for everything due in it. A stream that falls behind sends everything already
-due in one write, so it catches up instead of drifting. Unpaced, a stream is one write.
+due in one write, so it catches up instead of drifting. Unpaced, a stream is one write,
+headers and end of body included (``MockServer._stream``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import asyncio
 import bisect
 import functools
 import math
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .faults import Fault
+from .tokens import ALNUM, HEX, random_id
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -91,6 +92,25 @@ class Rendered:
         """Bytes held by the blocks."""
         return sum(map(len, self.blocks))
 
+    @functools.cached_property
+    def whole(self) -> bytes:
+        """All the blocks joined, made once for every re-send of a cached rendering."""
+        return b"".join(self.blocks)
+
+    def payload(
+        self, start: int, stop: int, substitutions: Sequence[tuple[bytes, bytes]] = ()
+    ) -> bytes:
+        """``blocks[start:stop]`` as one write, with ``substitutions`` (fresh ids) applied."""
+        if stop - start == 1:
+            data = self.blocks[start]
+        elif start == 0 and stop == len(self.blocks):
+            data = self.whole
+        else:
+            data = b"".join(self.blocks[start:stop])
+        for old, new in substitutions:
+            data = data.replace(old, new)
+        return data
+
     def fault_index(self, fault: Fault) -> int:
         """Where a connection fault (drop, stall) strikes: before this block.
 
@@ -106,13 +126,22 @@ class Rendered:
         return len(self.blocks)
 
     def fresh_ids(self) -> list[tuple[bytes, bytes]]:
-        """Byte substitutions giving every id in the stream a new random tail."""
-        pairs = []
+        """Byte substitutions giving every id in the stream a new random tail (hex for a hex
+        tail, as in a UUID, letters and digits otherwise)."""
+        return [
+            (old, random_id(prefix, length, alphabet).encode())
+            for old, prefix, length, alphabet in self._id_shapes
+        ]
+
+    @functools.cached_property
+    def _id_shapes(self) -> list[tuple[bytes, str, int, str]]:
+        shapes = []
         for old in self.ids:
             cut = max(old.rfind("_"), old.rfind("-")) + 1
-            tail = secrets.token_hex(len(old))[: len(old) - cut]
-            pairs.append((old.encode(), (old[:cut] + tail).encode()))
-        return pairs
+            tail = old[cut:]
+            alphabet = HEX if tail and set(tail) <= set(HEX) else ALNUM
+            shapes.append((old.encode(), old[:cut], len(tail), alphabet))
+        return shapes
 
 
 def with_fault(blocks: Sequence[Block], fault: Fault, odd: bytes) -> list[Block]:
@@ -146,8 +175,8 @@ async def deliver(
     Whatever is due at once goes out in one write, which is what keeps an unpaced stream (or
     a paced one replaying a backlog) at a few large writes instead of one per event.
     """
-    blocks, ticks = rendered.blocks, rendered.ticks
-    end = len(blocks) if stop is None else stop
+    ticks = rendered.ticks
+    end = len(ticks) if stop is None else stop
     loop = asyncio.get_running_loop()
     index = start
     while index < end:
@@ -159,8 +188,5 @@ async def deliver(
             upto = max(bisect.bisect_right(ticks, elapsed + 1e-9, index, end), index + 1)
         else:
             upto = end
-        data = blocks[index] if upto == index + 1 else b"".join(blocks[index:upto])
-        for old, new in substitutions:
-            data = data.replace(old, new)
-        await response.write(data)
+        await response.write(rendered.payload(index, upto, substitutions))
         index = upto

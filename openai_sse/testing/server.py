@@ -12,7 +12,6 @@ import collections
 import functools
 import json
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from .listener import listen
 from .responses_replies import apply_fault, encode_events, plan_response, render_events
 from .script import Raw, Reply, ScriptItem, load_script
 from .stored import ResponseStore, StoredResponse
+from .tokens import HEX, RANDOM, random_id
 from .validation import BadRequest, check_chat, check_responses, parse_body
 
 __all__ = ["DEFAULT_DELAY", "DEFAULT_MODELS", "MockServer", "RecordedRequest"]
@@ -266,9 +266,9 @@ class MockServer:
     ) -> CIMultiDict[str]:
         headers: CIMultiDict[str] = CIMultiDict()
         headers["Content-Type"] = content_type
-        headers["x-request-id"] = "req_" + secrets.token_hex(16)
+        headers["x-request-id"] = random_id("req_", 32, HEX)
         headers["openai-version"] = "2020-10-01"
-        headers["openai-processing-ms"] = str(secrets.randbelow(200) + 50)
+        headers["openai-processing-ms"] = str(RANDOM.randrange(50, 250))
         if extra:
             headers.update(extra)
         return headers
@@ -284,7 +284,12 @@ class MockServer:
         raw = b""
         if request.can_read_body:
             try:
-                raw = await asyncio.wait_for(request.read(), self.header_timeout)
+                reading = request.read()
+                # a body already in full needs no deadline (and no task to enforce one)
+                if request.content.is_eof():
+                    raw = await reading
+                else:
+                    raw = await asyncio.wait_for(reading, self.header_timeout)
             except asyncio.TimeoutError:
                 message = "The request body was not received in time."
                 raise web.HTTPRequestTimeout(
@@ -630,13 +635,21 @@ class MockServer:
         ``origin`` is when the stream began (a stored response began before this request);
         a stall on a stream of its own shifts the rest of its schedule.
         """
-        response = web.StreamResponse(
-            status=status, headers=self._headers(content_type, {**fault.headers, **(extra or {})})
-        )
+        headers = self._headers(content_type, {**fault.headers, **(extra or {})})
+        pace = self.delay if delay is None else delay
+        response: web.StreamResponse
+        if pace <= 0 and fault.action not in ("drop", "stall"):
+            # everything is due at once: status line, headers, body and the end of the chunked
+            # encoding leave in one write (a StreamResponse sends its headers on their own)
+            body = rendered.payload(start, len(rendered), substitutions)
+            response = web.Response(status=status, headers=headers, body=body)
+            response.enable_chunked_encoding()
+            start = len(rendered)  # nothing is left for deliver()
+        else:
+            response = web.StreamResponse(status=status, headers=headers)
         await response.prepare(request)
         self.open_streams += 1
         loop = asyncio.get_running_loop()
-        pace = self.delay if delay is None else delay
         began = loop.time() if origin is None else origin
         try:
             cut = len(rendered)

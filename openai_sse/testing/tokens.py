@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import random
 import re
-import secrets
 import string
 from collections.abc import Sequence
 
-__all__ = ["CJK_RANGES", "as_tokens", "fragments", "random_id", "tokenize"]
+__all__ = [
+    "ALNUM",
+    "CJK_RANGES",
+    "HEX",
+    "RANDOM",
+    "as_tokens",
+    "fragments",
+    "random_id",
+    "tokenize",
+]
 
 CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _TOKEN_RE = re.compile(
@@ -63,8 +73,18 @@ def fragments(text: str) -> list[str]:
     return out
 
 
-_ALNUM = string.ascii_letters + string.digits
+ALNUM = string.ascii_letters + string.digits
+HEX = "0123456789abcdef"
+# Ids only need to be unique, not unguessable: a generator of the server's own (seeded from the
+# OS, so a test seeding ``random`` does not repeat them) is far cheaper than secrets.
+RANDOM = random.Random()
 
 
-def random_id(prefix: str, length: int) -> str:
-    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
+@functools.cache
+def _byte_to_char(alphabet: str) -> bytes:
+    return (alphabet * (256 // len(alphabet) + 1))[:256].encode()
+
+
+def random_id(prefix: str, length: int, alphabet: str = ALNUM) -> str:
+    """``prefix`` and ``length`` random characters of ``alphabet`` (ASCII; near-uniform)."""
+    return prefix + RANDOM.randbytes(length).translate(_byte_to_char(alphabet)).decode()
