@@ -476,6 +476,8 @@ class Chat:
 
 def _messages(messages: object) -> list[Any]:
     """``messages`` as a list, refusing the usual mistakes (a bare string, one dict)."""
+    if type(messages) is list and all(type(message) is dict for message in messages):
+        return messages  # the usual shape, checked without the slower ABC isinstance calls
     example = "[{'role': 'user', 'content': 'Hello'}]"
     if isinstance(messages, (str, bytes, bytearray, Mapping)) or not isinstance(messages, Iterable):
         raise TypeError(

@@ -73,7 +73,7 @@ class ChatDispatcher(Fanout):
     _plain_content: bool
 
     def _rebuilt(self) -> None:
-        wanted = {name for name, calls in self._hooks.items() if calls}
+        wanted = self._wanted
         # No listener wants any per-chunk hook (``async for`` alone): dispatching is a no-op.
         self._no_chunk_hooks = wanted <= _STREAM_HOOKS
         self._wants_deltas = not wanted.isdisjoint(_DELTA_HOOKS)

@@ -77,9 +77,7 @@ class ResponseDispatcher(Fanout):
         super().__init__(stream, listeners)
 
     def _rebuilt(self) -> None:
-        self._direct_text = not self._any_async and not any(
-            calls for name, calls in self._hooks.items() if name not in _TEXT_DELTA_SAFE
-        )
+        self._direct_text = not self._any_async and self._wanted <= _TEXT_DELTA_SAFE
 
     def dispatch(self, event: ev.ResponseStreamEvent, context: Any) -> Awaitable[None] | None:
         if self._direct_text and type(event) is ev.ResponseTextDeltaEvent:

@@ -21,7 +21,7 @@ import logging
 import sys
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, KeysView, Sequence
 from types import FunctionType
 from typing import Any, ClassVar, Final
 
@@ -34,7 +34,8 @@ Emission = tuple[str, tuple[Any, ...]]
 stream."""
 
 _Call = tuple[object, Callable[..., Any]]  # (listener, bound hook)
-_Batch = tuple[str, tuple[Any, ...], list[_Call]]
+_Batch = tuple[str, tuple[Any, ...], Sequence[_Call]]
+_NO_CALLS: tuple[_Call, ...] = ()
 
 TERMINAL_HOOKS: Final = ("on_closed", "on_failure")
 
@@ -83,7 +84,8 @@ class Fanout:
     def __init__(self, stream: object, listeners: Iterable[object] = ()) -> None:
         self.stream = stream
         self._listeners: list[object] = []
-        self._hooks: dict[str, list[_Call]]  # set by _rebuild below
+        self._hooks: dict[str, Sequence[_Call]]  # set by _rebuild below
+        self._wanted: KeysView[str]  # the hooks some listener overrides
         self._any_async = False
         # (id(listener), hook) -> [listener, failure count, last failure as text]
         self._failures: dict[tuple[int, str], list[Any]] = {}
@@ -189,13 +191,15 @@ class Fanout:
                 )
 
     def _rebuild(self) -> None:
-        hooks: dict[str, list[_Call]] = {name: [] for name in self.HOOKS}
+        wanted: dict[str, list[_Call]] = {}
         any_async = False
         for listener in self._listeners:
             for name, is_async in self._overridden(listener):
-                hooks[name].append((listener, getattr(listener, name)))
+                wanted.setdefault(name, []).append((listener, getattr(listener, name)))
                 any_async = any_async or is_async
-        self._hooks = hooks
+        # Hooks nobody overrides share one empty tuple: a stream is built per request.
+        self._hooks = {**dict.fromkeys(self.HOOKS, _NO_CALLS), **wanted}
+        self._wanted = wanted.keys()
         self._any_async = any_async
         self._rebuilt()
 
@@ -245,6 +249,8 @@ class Fanout:
 
     def open(self) -> Awaitable[None] | None:
         """``on_open(stream)``: the first response of the stream arrived."""
+        if not self._hooks["on_open"]:
+            return None
         return self.emit([("on_open", ())])
 
     def emit(self, emissions: list[Emission]) -> Awaitable[None] | None:

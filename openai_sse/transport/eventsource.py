@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import json
 import logging
 import time
@@ -66,6 +67,12 @@ class _TransportFailure(Exception):
     def __init__(self, error: APIConnectionError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+@functools.lru_cache(maxsize=64)
+def _connect_timeout(connect: float | None) -> aiohttp.ClientTimeout:
+    """aiohttp's timeout for one attempt: only the connect phase; the rest is timed here."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=None)
 
 
 class EventSource:
@@ -408,17 +415,12 @@ class EventSource:
         debug = logger.isEnabledFor(logging.DEBUG)  # then the masked URL is worth building
         if debug:
             logger.debug("Request: %s %s", request.method, request.safe_url)
-        started = time.monotonic()
+        started = time.monotonic() if debug else 0.0
         self._net_since = self._loop.time()
         self._in_io = True
         try:
             response = await send(
-                self._session,
-                request,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=timeout.connect, sock_read=None
-                ),
+                self._session, request, headers=headers, timeout=_connect_timeout(timeout.connect)
             )
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise _TransportFailure(map_transport_error(exc, None, self._secrets)) from exc
