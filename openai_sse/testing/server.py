@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -41,6 +41,14 @@ _JSON_TYPE = "application/json"
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _NO_FAULT = Fault()
 _CACHE_BYTES = 64 * 1024 * 1024  # renderings kept for repeated requests, at most this much
+
+
+class _Cached(NamedTuple):
+    """A rendering kept for repeated requests."""
+
+    reply: Reply | None  # held, so that its id() in the cache key cannot be reused meanwhile
+    rendered: Rendered
+    store: bool  # a Responses request that asked for its response to be stored
 
 
 @dataclass(frozen=True)
@@ -107,9 +115,9 @@ class MockServer:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._clock = Clock()
-        self._renderings: collections.OrderedDict[
-            tuple[str, bytes, int], tuple[Reply | None, Rendered]
-        ] = collections.OrderedDict()
+        self._renderings: collections.OrderedDict[tuple[str, bytes, int], _Cached] = (
+            collections.OrderedDict()
+        )
         self._cached_bytes = 0
         self._responses_store = ResponseStore()
 
@@ -378,11 +386,11 @@ class MockServer:
             return self._json(fault.status_code, fault.error, fault.headers)
         return body, item, fault
 
-    def _cache_hit(self, api: str, recorded: RecordedRequest) -> Rendered | None:
+    def _cache_hit(self, api: str, recorded: RecordedRequest) -> _Cached | None:
         """The rendering of this very body answered by the next reply, if it was made before.
 
-        A hit skips parsing, checking and rendering: the bytes go out again under fresh ids.
-        The cache holds the reply object itself, so its ``id()`` cannot be reused meanwhile.
+        A hit skips parsing, checking and rendering (the same bytes pass the same checks):
+        the bytes go out again under fresh ids.
         """
         item = self._queue[0] if self._queue else self.reply
         if item is not None and not isinstance(item, Reply):
@@ -394,19 +402,24 @@ class MockServer:
         self._renderings.move_to_end(key)
         if self._queue:
             self._queue.popleft()
-        return entry[1]
+        return entry
 
     def _remember(
-        self, api: str, recorded: RecordedRequest, item: Reply | None, rendered: Rendered
+        self,
+        api: str,
+        recorded: RecordedRequest,
+        item: Reply | None,
+        rendered: Rendered,
+        store: bool = False,
     ) -> None:
         size = rendered.size
         if size > _CACHE_BYTES:
             return
-        self._renderings[(api, recorded.body, id(item))] = (item, rendered)
+        self._renderings[(api, recorded.body, id(item))] = _Cached(item, rendered, store)
         self._cached_bytes += size
         while self._cached_bytes > _CACHE_BYTES:
-            _, (_, evicted) = self._renderings.popitem(last=False)
-            self._cached_bytes -= evicted.size
+            _, evicted = self._renderings.popitem(last=False)
+            self._cached_bytes -= evicted.rendered.size
 
     # -- plain endpoints -------------------------------------------------------------------
 
@@ -445,8 +458,9 @@ class MockServer:
         denied = self._auth_error(request)
         if denied is not None:
             return denied
-        rendered = self._cache_hit("chat", recorded)
-        if rendered is not None:
+        cached = self._cache_hit("chat", recorded)
+        if cached is not None:
+            rendered = cached.rendered
             return await self._stream(
                 request, rendered, _NO_FAULT, substitutions=rendered.fresh_ids()
             )
@@ -522,6 +536,9 @@ class MockServer:
         denied = self._auth_error(request)
         if denied is not None:
             return denied
+        cached = self._cache_hit("responses", recorded)
+        if cached is not None:
+            return await self._resend_response(request, cached)
         accepted = await self._accept(recorded, check_responses)
         if not isinstance(accepted, tuple):
             return accepted
@@ -540,11 +557,14 @@ class MockServer:
         rendered = Rendered.build(blocks, ids)
         loop = asyncio.get_running_loop()
         stored = StoredResponse(
-            plan.id, events, rendered, loop.time(), self.delay, bool(body.get("background"))
+            plan.id, rendered, loop.time(), self.delay, bool(body.get("background")), events
         )
-        if body.get("store", True) is not False:
+        store = body.get("store", True) is not False
+        if store:
             self._responses_store.add(stored)
         if body.get("stream") is True:
+            if fault == _NO_FAULT and not stored.background and _ids_all_generated(item):
+                self._remember("responses", recorded, item, rendered, store)
             if fault.body is not None:
                 rendered = Rendered.build([("chunk", fault.body)])
             return await self._stream(
@@ -567,6 +587,20 @@ class MockServer:
             error = next((e["error"] for e in events if e["type"] == "error"), None)
             return self._json(500, {"error": error or error_body("error", "server_error")["error"]})
         return self._json(200, final)
+
+    async def _resend_response(self, request: web.Request, cached: _Cached) -> web.StreamResponse:
+        """A repeated streamed request: its rendering re-sent, and stored, under fresh ids."""
+        rendered = cached.rendered
+        substitutions = rendered.fresh_ids()
+        if cached.store:
+            response_id = substitutions[0][1].decode()  # the response's own id comes first
+            loop = asyncio.get_running_loop()
+            self._responses_store.add(
+                StoredResponse(
+                    response_id, rendered, loop.time(), self.delay, False, None, substitutions
+                )
+            )
+        return await self._stream(request, rendered, _NO_FAULT, substitutions=substitutions)
 
     async def _stored(self, request: web.Request) -> StoredResponse | web.Response:
         """The stored response the path names, or the answer to send instead (the request is

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import bisect
 import collections
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,17 +23,31 @@ __all__ = ["ResponseStore", "StoredResponse"]
 
 @dataclass
 class StoredResponse:
+    """A response as rendered, with its events; a re-sent rendering (fresh ids put in by
+    ``substitutions``) reads its events back from the bytes only if someone asks for them."""
+
     id: str
-    events: list[Event]
     rendered: Rendered
     origin: float
     delay: float
     background: bool
+    decoded: list[Event] | None = None
+    substitutions: Sequence[tuple[bytes, bytes]] = ()
+
+    @property
+    def events(self) -> list[Event]:
+        if self.decoded is None:
+            blocks = (
+                self.rendered.payload(i, i + 1, self.substitutions)
+                for i in range(len(self.rendered))
+            )
+            self.decoded = [json.loads(b.partition(b"\ndata: ")[2]) for b in blocks]
+        return self.decoded
 
     def released(self, now: float) -> int:
         """How many events exist at loop time ``now``."""
         if self.delay <= 0:
-            return len(self.events)
+            return len(self.rendered)
         elapsed = (now - self.origin) / self.delay
         return bisect.bisect_right(self.rendered.ticks, elapsed + 1e-9)
 

@@ -82,6 +82,39 @@ async def test_repeated_requests_reuse_the_rendering_under_fresh_ids(
         assert without_ids(bodies[0]) == without_ids(bodies[1]) == without_ids(bodies[2])
 
 
+async def test_repeated_responses_streams_are_re_sent_and_stored_under_fresh_ids(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with MockServer(delay=0) as server:
+        url = f"{server.base_url}/responses"
+        request = {"model": "gpt-4o-mini", "input": "Weather in Paris?", "stream": True}
+        streams = []
+        for extra in ({}, {}, {}, {"store": False}, {"store": False}):
+            async with session.post(url, json={**request, **extra}) as r:
+                raw = (await r.read()).decode()
+            streams.append(
+                [json.loads(line[6:]) for line in raw.split("\n") if line.startswith("data: ")]
+            )
+        finals = [s[-1]["response"] for s in streams]
+        ids = [f["id"] for f in finals]
+        item_ids = [f["output"][0]["id"] for f in finals]
+        assert len(set(ids)) == len(set(item_ids)) == 5
+        assert all(i.startswith("resp_") and len(i) == 55 for i in ids)
+
+        def without_ids(events: list[dict[str, Any]], n: int) -> str:
+            return json.dumps(events).replace(ids[n], "ID").replace(item_ids[n], "ITEM")
+
+        assert without_ids(streams[0], 0) == without_ids(streams[1], 1)
+        assert without_ids(streams[1], 1) == without_ids(streams[2], 2)
+        assert without_ids(streams[3], 3) == without_ids(streams[4], 4)
+        for n, response_id in enumerate(ids):
+            async with session.get(f"{url}/{response_id}") as r:
+                if n < 3:  # stored under the id it was sent with, events read back alike
+                    assert r.status == 200 and await r.json() == finals[n]
+                else:
+                    assert r.status == 404
+
+
 async def test_cached_script_items_are_still_consumed_in_order(
     session: aiohttp.ClientSession,
 ) -> None:
