@@ -1167,6 +1167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, help="concurrent streams in the paced scenario")
     parser.add_argument("--seconds", type=float, help="duration of the paced scenario")
     parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the event loop of the clients (uvloop: pip install uvloop)",
+    )
+    parser.add_argument(
         "--output", type=Path, default=HERE / "results" / "latest.json", help="JSON results"
     )
     args = parser.parse_args(argv)
@@ -1185,10 +1191,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with ServerProcess() as server:
         print(f"server pid {server.pid} at {server.base_url}; stream: {shape.source}")
+        if args.loop == "uvloop":
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         results = asyncio.run(run_async(server, config, chosen))
     report = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": args.quick,
+        "loop": args.loop,
         "commit": git_commit(),
         "machine": {
             "platform": platform.platform(),
