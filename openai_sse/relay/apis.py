@@ -14,6 +14,9 @@ __all__ = ["APIS", "Api", "RunningStream"]
 class RunningStream(Protocol):
     """What the relay needs of a chat or responses stream: await it, cancel it."""
 
+    @property
+    def done(self) -> bool: ...
+
     def cancel(self) -> None: ...
 
     def __await__(self) -> Generator[Any, None, Any]: ...

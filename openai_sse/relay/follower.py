@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -9,6 +10,7 @@ from aiohttp import web
 
 from ..sse.encoder import encode_comment, encode_event
 from .errors import relay_error
+from .memory_store import MemoryStore
 from .store import CHUNK, ERROR, Store, StoreUnavailable, StreamEvent, append
 
 __all__ = ["SSE_HEADERS", "follow"]
@@ -45,24 +47,97 @@ async def follow(
     beats; when it is gone, the follower stores the stream's end, for every follower.
     """
     await store.renew_lease(stream_id, lease)
-    events = await store.read(stream_id, after, timeout=0)
+    options = {"keepalive": keepalive, "lease": lease, "owner_timeout": owner_timeout}
+    if isinstance(store, MemoryStore):
+        store.frames_after(stream_id, after)  # raises for an id never issued
+        response = await _start(request)
+        following = _follow_memory(response, store, stream_id, after, **options)
+    else:
+        events = await store.read(stream_id, after, timeout=0)
+        response = await _start(request)
+        following = _follow(response, store, stream_id, after, events, **options)
+    try:
+        await following
+    except StoreUnavailable as exc:
+        logger.warning("Stream %s: follower ended early: %s", stream_id, exc)
+    except ConnectionResetError:
+        pass  # the client left just as an event was sent: nothing is lost, it can resume
+    return response
+
+
+async def _start(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     await response.write(encode_event(retry=RECONNECT_MS))
-    try:
-        await _follow(
-            response,
-            store,
-            stream_id,
-            after,
-            events,
-            keepalive=keepalive,
-            lease=lease,
-            owner_timeout=owner_timeout,
-        )
-    except StoreUnavailable as exc:
-        logger.warning("Stream %s: follower ended early: %s", stream_id, exc)
     return response
+
+
+async def _follow_memory(
+    response: web.StreamResponse,
+    store: MemoryStore,
+    stream_id: str,
+    after: str | None,
+    *,
+    keepalive: float,
+    lease: float,
+    owner_timeout: float,
+) -> None:
+    """:func:`_follow` for the in-process store: ready-made frames, no await to read them.
+
+    One timer per follower paces the keep-alive, the lease and the owner check, rescheduled
+    only when it fires: a chunk wakes the follower through one future, and no timer is made
+    or cancelled per chunk.
+    """
+    loop = asyncio.get_running_loop()
+    period = min(keepalive, lease / 3, owner_timeout / 2)
+    waiter: asyncio.Future[None] | None = None
+
+    def tick() -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    last_write = loop.time()
+    due = last_write + period
+    timer = loop.call_at(due, tick)
+    quiet = True  # nothing was sent since the last tick
+    try:
+        while True:
+            frames, after, ended = store.frames_after(stream_id, after)
+            if frames:
+                await response.write(b"".join(frames))
+                if ended:
+                    await response.write_eof()
+                    return
+                last_write = loop.time()
+                quiet = False
+            elif ended:  # the stream expired under us
+                await response.write_eof()
+                return
+            now = loop.time()
+            if now >= due:
+                if now - last_write >= keepalive:
+                    await response.write(encode_comment())
+                    last_write = now
+                await store.renew_lease(stream_id, lease)
+                if quiet and not await store.alive(stream_id):
+                    await append(store, stream_id, ERROR, _lost())
+                quiet = True
+                due = now + period
+                timer = loop.call_at(due, tick)
+            waiter = loop.create_future()
+            store.add_waiter(stream_id, waiter)
+            try:
+                await waiter
+            finally:
+                store.forget_waiter(stream_id, waiter)
+                waiter = None
+    finally:
+        timer.cancel()
+
+
+def _lost() -> str:
+    message = "The relay instance running this generation stopped answering."
+    return relay_error("lost", "GenerationLost", message)
 
 
 async def _follow(
@@ -100,7 +175,5 @@ async def _follow(
             await store.renew_lease(stream_id, lease)
             renewed = now
             if not events and not await store.alive(stream_id):
-                message = "The relay instance running this generation stopped answering."
-                lost = relay_error("lost", "GenerationLost", message)
-                await append(store, stream_id, ERROR, lost)
+                await append(store, stream_id, ERROR, _lost())
         events = await store.read(stream_id, after, timeout=wait)

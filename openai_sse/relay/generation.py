@@ -8,10 +8,12 @@ import json
 import logging
 from typing import Any
 
+from .._payload import raw_of
 from ..client import Client
 from ..errors import StreamCancelled
 from .apis import Api, RunningStream
 from .errors import Redactor, error_event
+from .memory_store import MemoryStore
 from .store import CHUNK, DONE, ERROR, Store, StoreUnavailable
 
 __all__ = ["Generation", "StoreWriter"]
@@ -27,7 +29,8 @@ class StoreWriter:
     upstream (one write per chunk would hold each chunk back by that round trip). The end
     (``done`` or ``error``) is awaited until it is stored. A store that fails mid-stream fails
     the stream too (``raise_errors``): a generation nobody can read should stop paying for
-    tokens.
+    tokens. The in-process :class:`MemoryStore` has no round trip: it is written at once,
+    from the hook, and gets each chunk's JSON as the bytes it arrived as.
     """
 
     raise_errors = True
@@ -41,12 +44,20 @@ class StoreWriter:
         self._wake: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._error: StoreUnavailable | None = None
+        self._memory = store if isinstance(store, MemoryStore) else None
 
     def on_chunk(self, stream: object, chunk: Any) -> None:
-        self._put(CHUNK, chunk.to_json())
+        memory = self._memory
+        if memory is None:
+            self._put(CHUNK, chunk.to_json())
+            return
+        raw = raw_of(chunk)
+        if isinstance(raw, bytes) and b"\n" not in raw and b"\r" not in raw:
+            memory.extend_now(self.stream_id, ((CHUNK, raw),))
+        else:
+            memory.extend_now(self.stream_id, ((CHUNK, chunk.to_json()),))
 
-    def on_event(self, stream: object, event: Any) -> None:
-        self._put(CHUNK, event.to_json())
+    on_event = on_chunk  # a Responses event: the same
 
     async def on_closed(self, stream: object, final: Any) -> None:
         await self._end(DONE, final.to_json())
@@ -92,6 +103,9 @@ class StoreWriter:
                 self._wake = None
 
     async def _end(self, kind: str, data: str) -> None:
+        if self._memory is not None:
+            self._memory.extend_now(self.stream_id, ((kind, data),))
+            return
         task = self._task
         if task is not None and not task.done() and self._error is None:
             self._put(kind, data)
@@ -136,7 +150,9 @@ class Generation:
         """Cancel the upstream request now; followers get ``event: error`` ``cancelled``."""
         if self.writer.stop_reason is None:
             self.writer.stop_reason = reason
-        if self._stream is not None:
+        if self._stream is not None and not self._stream.done:
+            # Once the outcome is decided, the stream's end is being stored: cancelling now
+            # would only cut that short (store calls have their own time limit).
             self._stream.cancel()
 
     async def run(self) -> None:

@@ -1,4 +1,9 @@
-"""The in-process store: nothing to install, one relay process."""
+"""The in-process store: nothing to install, one relay process.
+
+Everything here is synchronous underneath, so the relay skips the awaits on its hot path:
+the generation's writer calls :meth:`MemoryStore.extend_now` from the chunk hook, and each
+follower takes ready-made SSE frames with :meth:`MemoryStore.frames_after` when woken.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,21 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
-from .store import TERMINAL_KINDS, InvalidEventId, StreamEvent
+from ..sse.encoder import encode_event
+from .store import CHUNK, TERMINAL_KINDS, InvalidEventId, StreamEvent
 
 __all__ = ["MemoryStore"]
 
+# kind, data (JSON text, or its UTF-8 bytes as the upstream sent them), the event's SSE frame
+_Entry = tuple[str, "str | bytes", bytes]
+
 
 class _Log:
-    __slots__ = ("alive_until", "ended", "events", "expires", "first", "lease_until", "waiters")
+    __slots__ = ("alive_until", "ended", "entries", "expires", "first", "lease_until", "waiters")
 
     def __init__(self, lease_until: float, expires: float) -> None:
-        self.events: list[StreamEvent] = []
-        self.first = 1  # sequence number of events[0]
+        self.entries: list[_Entry] = []
+        self.first = 1  # sequence number of entries[0]
         self.ended = False
         self.lease_until = lease_until
         self.alive_until = 0.0
@@ -24,9 +33,24 @@ class _Log:
         # Futures of blocked readers, made only while somebody waits: appends stay cheap.
         self.waiters: list[asyncio.Future[None]] = []
 
+    def offset(self, after: str | None) -> int:
+        """Index in ``entries`` of the first event after id ``after``."""
+        if after is None:
+            return 0
+        if not after.isdigit():
+            raise InvalidEventId(after)
+        start = int(after)
+        if start > self.first + len(self.entries) - 1:
+            raise InvalidEventId(after)  # an id not issued (yet)
+        return max(start + 1 - self.first, 0)
+
 
 class MemoryStore:
-    """Streams in a dict: ids are sequence numbers; ``maxlen`` and ``ttl`` bound memory."""
+    """Streams in a dict: ids are sequence numbers; ``maxlen`` and ``ttl`` bound memory.
+
+    Each event's SSE frame is encoded once, when it is stored, so every follower of a
+    stream sends the same bytes without encoding anything.
+    """
 
     def __init__(self, *, ttl: float = 3600.0, maxlen: int = 100_000) -> None:
         self.ttl = ttl
@@ -54,20 +78,27 @@ class MemoryStore:
         return self._get(stream_id) is not None
 
     async def extend(self, stream_id: str, events: Sequence[tuple[str, str]]) -> list[str] | None:
+        return self.extend_now(stream_id, events)
+
+    def extend_now(
+        self, stream_id: str, events: Sequence[tuple[str, str | bytes]]
+    ) -> list[str] | None:
+        """:meth:`extend` without an await; ``data`` may also be JSON as UTF-8 bytes."""
         log = self._get(stream_id)
         if log is None or log.ended:
             return None
         ids = []
+        entries = log.entries
         for kind, data in events:
-            event_id = str(log.first + len(log.events))
-            log.events.append(StreamEvent(event_id, kind, data))
+            event_id = str(log.first + len(entries))
+            entries.append((kind, data, _frame(event_id, kind, data)))
             ids.append(event_id)
             if kind in TERMINAL_KINDS:
                 log.ended = True
                 break
-        excess = len(log.events) - self.maxlen
+        excess = len(entries) - self.maxlen
         if excess > self.maxlen // 10:  # trimmed in batches, so appends stay O(1) amortised
-            del log.events[:excess]
+            del entries[:excess]
             log.first += excess
         log.expires = time.monotonic() + self.ttl
         if log.waiters:
@@ -78,18 +109,13 @@ class MemoryStore:
         return ids
 
     async def read(self, stream_id: str, after: str | None, *, timeout: float) -> list[StreamEvent]:
-        start = 0
-        if after is not None:
-            if not after.isdigit():
-                raise InvalidEventId(after)
-            start = int(after)
+        if after is not None and not after.isdigit():
+            raise InvalidEventId(after)
         log = self._get(stream_id)
         if log is None:
             return []
-        if start > log.first + len(log.events) - 1:
-            raise InvalidEventId(after or "")  # an id not issued (yet)
-        offset = max(start + 1 - log.first, 0)
-        if offset >= len(log.events) and not log.ended:
+        offset = log.offset(after)
+        if offset >= len(log.entries) and not log.ended:
             if timeout <= 0:
                 return []
             loop = asyncio.get_running_loop()
@@ -100,10 +126,45 @@ class MemoryStore:
                 await waiter
             finally:
                 timer.cancel()
-                if waiter in log.waiters:
-                    log.waiters.remove(waiter)
-            offset = max(start + 1 - log.first, 0)
-        return log.events[offset:]
+                self.forget_waiter(stream_id, waiter)
+            offset = log.offset(after)
+        first = log.first + offset
+        return [
+            StreamEvent(str(first + i), kind, data if isinstance(data, str) else data.decode())
+            for i, (kind, data, _) in enumerate(log.entries[offset:])
+        ]
+
+    def frames_after(
+        self, stream_id: str, after: str | None
+    ) -> tuple[list[bytes], str | None, bool]:
+        """The SSE frames of the events after id ``after``, the last id, whether it ended.
+
+        Raises :class:`InvalidEventId` as ``read(..., timeout=0)`` does. A stream that is
+        gone (expired) reads as ended with nothing more.
+        """
+        log = self._get(stream_id)
+        if log is None:
+            return [], after, True
+        offset = log.offset(after)
+        entries = log.entries
+        if offset >= len(entries):
+            return [], after, log.ended
+        last = str(log.first + len(entries) - 1)
+        return [entry[2] for entry in entries[offset:]], last, log.ended
+
+    def add_waiter(self, stream_id: str, waiter: asyncio.Future[None]) -> None:
+        """Resolve ``waiter`` at the next event stored (at once if the stream is gone)."""
+        log = self._get(stream_id)
+        if log is None:
+            _wake(waiter)
+        else:
+            log.waiters.append(waiter)
+
+    def forget_waiter(self, stream_id: str, waiter: asyncio.Future[None]) -> None:
+        """Drop a waiter that was resolved some other way (a timer)."""
+        log = self._logs.get(stream_id)
+        if log is not None and waiter in log.waiters:
+            log.waiters.remove(waiter)
 
     async def renew_lease(self, stream_id: str, lease: float) -> None:
         log = self._get(stream_id)
@@ -142,6 +203,15 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"<MemoryStore streams={len(self._logs)}>"
+
+
+def _frame(event_id: str, kind: str, data: str | bytes) -> bytes:
+    """The event as the follower sends it; a chunk's one-line JSON bytes are framed as is."""
+    if isinstance(data, bytes):
+        if kind == CHUNK and b"\n" not in data and b"\r" not in data:
+            return b"".join((b"id: ", event_id.encode(), b"\ndata: ", data, b"\n\n"))
+        data = data.decode()
+    return encode_event(data, event=None if kind == CHUNK else kind, id=event_id)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

@@ -144,3 +144,26 @@ async def test_a_batch_is_stored_in_order_and_stops_at_its_terminal_event(store:
         (ids[2], "done", "{}"),
     ]
     assert await store.extend("s1", [("chunk", "d")]) is None
+
+
+async def test_memory_store_frames_each_event_once_for_every_follower() -> None:
+    store = MemoryStore()
+    await store.create("s1", lease=10)
+    ids = store.extend_now(
+        "s1", [("chunk", b'{"n":1}'), ("chunk", b'{"a":\n2}'), ("chunk", '{"s":"\xe9"}')]
+    )
+    assert ids == ["1", "2", "3"]
+    assert await store.extend("s1", [("done", "{}")]) == ["4"]
+    frames, last, ended = store.frames_after("s1", "1")
+    assert b"".join(frames) == (
+        b'id: 2\ndata: {"a":\ndata: 2}\n\n'  # a line break inside data: one data line each
+        b'id: 3\ndata: {"s":"\xc3\xa9"}\n\n'
+        b"event: done\nid: 4\ndata: {}\n\n"
+    )
+    assert (last, ended) == ("4", True)
+    events = await store.read("s1", None, timeout=0)
+    assert [e.data for e in events] == ['{"n":1}', '{"a":\n2}', '{"s":"\xe9"}', "{}"]
+    assert store.frames_after("s1", "4") == ([], "4", True)
+    with pytest.raises(InvalidEventId):
+        store.frames_after("s1", "5")
+    assert store.frames_after("expired-or-unknown", None) == ([], None, True)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from typing import Any
 
 import aiohttp
 import pytest
 
 from openai_sse import Timeout
-from openai_sse.relay import Relay
+from openai_sse.relay import MemoryStore, Relay
 from openai_sse.testing import Fault, MockServer, Reply
 
 from .conftest import UPSTREAM_KEY
@@ -235,18 +237,85 @@ async def test_token_guards_the_api_and_secrets_never_leak(
 
 
 async def test_shutdown_stops_running_generations(
-    upstream: MockServer, http: aiohttp.ClientSession
+    upstream: MockServer, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    upstream.enqueue(Reply(text=LONG, fault=Fault.stall_after(1)))
-    relay = await Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY).start()
+    store = MemoryStore()
+    for _ in range(3):
+        upstream.enqueue(Reply(text=LONG, fault=Fault.stall_after(1)))
+    relay = await Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY, store=store).start()
     try:
-        stream_id = await start(http, relay.url)
-        async with http.get(f"{relay.url}/v1/streams/{stream_id}") as response:
-            async for _ in events(response):
-                break  # the generation is streaming
+        stream_ids = [await start(http, relay.url) for _ in range(3)]
+        for stream_id in stream_ids:
+            async with http.get(f"{relay.url}/v1/streams/{stream_id}") as response:
+                async for _ in events(response):
+                    break  # the generation is streaming
     finally:
         await relay.close()
-    await upstream.wait_disconnect(timeout=2)
+    for _ in stream_ids:
+        await upstream.wait_disconnect(timeout=2)
+    for stream_id in stream_ids:  # each stream ended, and says why
+        last = (await store.read(stream_id, None, timeout=0))[-1]
+        assert last.kind == "error" and "shutting down" in json.loads(last.data)["message"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+class _SlowEnds:
+    """A store (not the in-process one) whose end writes wait for ``gate``: a relay that
+    shuts down meanwhile must let them finish rather than cut them short."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.gate = asyncio.Event()
+        self.ending = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def extend(self, stream_id: str, events: Any) -> list[str] | None:
+        if events[-1][0] != "chunk":
+            self.ending.set()
+            await self.gate.wait()
+        return await self.inner.extend(stream_id, events)
+
+
+async def test_shutdown_lets_a_stream_finish_storing_its_end(
+    upstream: MockServer, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _SlowEnds()
+    relay = await Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY, store=store).start()
+    try:
+        stream_id = await start(http, relay.url)
+        await asyncio.wait_for(store.ending.wait(), 5)  # the answer is complete, its end waits
+        generation = relay.generations[stream_id]
+        asked = asyncio.Event()
+        stop = generation.stop
+
+        def stop_and_tell(reason: str) -> None:
+            stop(reason)
+            asked.set()
+
+        generation.stop = stop_and_tell  # type: ignore[method-assign]
+        closing = asyncio.create_task(relay.close())
+        await asyncio.wait_for(asked.wait(), 5)  # the shutdown asked it to stop
+        store.gate.set()
+        await asyncio.wait_for(closing, 5)
+    finally:
+        await relay.close()
+    last = (await store.inner.read(stream_id, None, timeout=0))[-1]
+    assert last.kind == "done"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_quiet_stream_whose_generation_is_gone_ends_as_lost(
+    http: aiohttp.ClientSession,
+) -> None:
+    store = MemoryStore()
+    await store.create("strm_orphan", lease=10)  # no instance beats for it
+    relay = Relay(upstream="http://127.0.0.1:9/v1", store=store, owner_timeout=0.2)
+    async with relay, http.get(f"{relay.url}/v1/streams/strm_orphan") as response:
+        got = await collect(response)
+    kind, error = final(got)
+    assert kind == "error" and error["type"] == "lost"
 
 
 async def test_responses_api_streams_resumably_too(
