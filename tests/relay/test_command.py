@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
 import aiohttp
+import pytest
 
+from openai_sse.relay.command import run
 from openai_sse.testing import default_text
 
 from .helpers import CHAT, collect, content, final, relay_process, start
@@ -41,3 +44,14 @@ def test_rate_needs_the_embedded_server() -> None:
     )
     assert result.returncode == 2
     assert "--rate" in result.stderr
+
+
+@pytest.mark.parametrize(("choice", "module"), [("asyncio", "asyncio"), ("uvloop", "uvloop")])
+def test_the_event_loop_is_chosen(choice: str, module: str) -> None:
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+    assert run(loop_module(), choice) == module
+    assert run(loop_module()) == "uvloop"  # auto: uvloop, installed with the dev extra
+    with pytest.raises(ValueError, match="loop"):
+        run(loop_module(), "trio")
