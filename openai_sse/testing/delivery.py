@@ -13,6 +13,7 @@ import asyncio
 import bisect
 import functools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -93,22 +94,35 @@ class Rendered:
         return sum(map(len, self.blocks))
 
     @functools.cached_property
-    def whole(self) -> bytes:
-        """All the blocks joined, made once for every re-send of a cached rendering."""
-        return b"".join(self.blocks)
+    def _template(self) -> tuple[list[bytes], list[int]]:
+        """All the blocks joined and cut at every id: the text between the ids, and which id
+        comes at each cut, made once for every re-send of a cached rendering."""
+        whole = b"".join(self.blocks)
+        if not self.ids:
+            return [whole], []
+        index = {old.encode(): i for i, old in enumerate(self.ids)}
+        longest_first = sorted(index, key=len, reverse=True)
+        parts = re.split(b"(" + b"|".join(map(re.escape, longest_first)) + b")", whole)
+        return parts[0::2], [index[old] for old in parts[1::2]]
 
-    def payload(
-        self, start: int, stop: int, substitutions: Sequence[tuple[bytes, bytes]] = ()
-    ) -> bytes:
-        """``blocks[start:stop]`` as one write, with ``substitutions`` (fresh ids) applied."""
-        if stop - start == 1:
-            data = self.blocks[start]
-        elif start == 0 and stop == len(self.blocks):
-            data = self.whole
-        else:
+    def payload(self, start: int, stop: int, fresh_ids: Sequence[bytes] = ()) -> bytes:
+        """``blocks[start:stop]`` as one write, with ``fresh_ids`` (from :meth:`fresh_ids`)
+        in place of ``ids``."""
+        data = self.blocks[start] if stop - start == 1 else None
+        if not fresh_ids:
+            return data if data is not None else b"".join(self.blocks[start:stop])
+        if data is None and start == 0 and stop == len(self.blocks):
+            texts, slots = self._template
+            if len(fresh_ids) == 1:
+                return fresh_ids[0].join(texts)
+            pieces = [texts[0]] * (2 * len(slots) + 1)
+            pieces[0::2] = texts
+            pieces[1::2] = [fresh_ids[slot] for slot in slots]
+            return b"".join(pieces)
+        if data is None:
             data = b"".join(self.blocks[start:stop])
-        for old, new in substitutions:
-            data = data.replace(old, new)
+        for old, new in zip(self.ids, fresh_ids, strict=True):
+            data = data.replace(old.encode(), new)
         return data
 
     def fault_index(self, fault: Fault) -> int:
@@ -125,22 +139,22 @@ class Rendered:
                 return index
         return len(self.blocks)
 
-    def fresh_ids(self) -> list[tuple[bytes, bytes]]:
-        """Byte substitutions giving every id in the stream a new random tail (hex for a hex
-        tail, as in a UUID, letters and digits otherwise)."""
+    def fresh_ids(self) -> list[bytes]:
+        """New ids for a re-send, one for each of ``ids``: the same prefix and a new random
+        tail (hex for a hex tail, as in a UUID, letters and digits otherwise)."""
         return [
-            (old, random_id(prefix, length, alphabet).encode())
-            for old, prefix, length, alphabet in self._id_shapes
+            random_id(prefix, length, alphabet).encode()
+            for prefix, length, alphabet in self._id_shapes
         ]
 
     @functools.cached_property
-    def _id_shapes(self) -> list[tuple[bytes, str, int, str]]:
+    def _id_shapes(self) -> list[tuple[str, int, str]]:
         shapes = []
         for old in self.ids:
             cut = max(old.rfind("_"), old.rfind("-")) + 1
             tail = old[cut:]
             alphabet = HEX if tail and set(tail) <= set(HEX) else ALNUM
-            shapes.append((old.encode(), old[:cut], len(tail), alphabet))
+            shapes.append((old[:cut], len(tail), alphabet))
         return shapes
 
 
@@ -168,7 +182,7 @@ async def deliver(
     delay: float = 0.0,
     origin: float = 0.0,
     clock: Clock,
-    substitutions: Sequence[tuple[bytes, bytes]] = (),
+    fresh_ids: Sequence[bytes] = (),
 ) -> None:
     """Write ``blocks[start:stop]``, none before ``origin + ticks * delay``.
 
@@ -188,5 +202,5 @@ async def deliver(
             upto = max(bisect.bisect_right(ticks, elapsed + 1e-9, index, end), index + 1)
         else:
             upto = end
-        await response.write(rendered.payload(index, upto, substitutions))
+        await response.write(rendered.payload(index, upto, fresh_ids))
         index = upto

@@ -461,9 +461,7 @@ class MockServer:
         cached = self._cache_hit("chat", recorded)
         if cached is not None:
             rendered = cached.rendered
-            return await self._stream(
-                request, rendered, _NO_FAULT, substitutions=rendered.fresh_ids()
-            )
+            return await self._stream(request, rendered, _NO_FAULT, fresh_ids=rendered.fresh_ids())
         accepted = await self._accept(recorded, check_chat)
         if not isinstance(accepted, tuple):
             return accepted
@@ -591,16 +589,16 @@ class MockServer:
     async def _resend_response(self, request: web.Request, cached: _Cached) -> web.StreamResponse:
         """A repeated streamed request: its rendering re-sent, and stored, under fresh ids."""
         rendered = cached.rendered
-        substitutions = rendered.fresh_ids()
+        fresh_ids = rendered.fresh_ids()
         if cached.store:
-            response_id = substitutions[0][1].decode()  # the response's own id comes first
+            response_id = fresh_ids[0].decode()  # the response's own id comes first
             loop = asyncio.get_running_loop()
             self._responses_store.add(
                 StoredResponse(
-                    response_id, rendered, loop.time(), self.delay, False, None, substitutions
+                    response_id, rendered, loop.time(), self.delay, False, None, fresh_ids
                 )
             )
-        return await self._stream(request, rendered, _NO_FAULT, substitutions=substitutions)
+        return await self._stream(request, rendered, _NO_FAULT, fresh_ids=fresh_ids)
 
     async def _stored(self, request: web.Request) -> StoredResponse | web.Response:
         """The stored response the path names, or the answer to send instead (the request is
@@ -662,20 +660,21 @@ class MockServer:
         start: int = 0,
         origin: float | None = None,
         delay: float | None = None,
-        substitutions: Sequence[tuple[bytes, bytes]] = (),
+        fresh_ids: Sequence[bytes] = (),
     ) -> web.StreamResponse:
         """Send a rendered stream, paced on the shared clock, with the fault's drop or stall.
 
         ``origin`` is when the stream began (a stored response began before this request);
         a stall on a stream of its own shifts the rest of its schedule.
         """
-        headers = self._headers(content_type, {**fault.headers, **(extra or {})})
+        added = {**fault.headers, **extra} if extra else fault.headers
+        headers = self._headers(content_type, added)
         pace = self.delay if delay is None else delay
         response: web.StreamResponse
         if pace <= 0 and fault.action not in ("drop", "stall"):
             # everything is due at once: status line, headers, body and the end of the chunked
             # encoding leave in one write (a StreamResponse sends its headers on their own)
-            body = rendered.payload(start, len(rendered), substitutions)
+            body = rendered.payload(start, len(rendered), fresh_ids)
             response = web.Response(status=status, headers=headers, body=body)
             response.enable_chunked_encoding()
             start = len(rendered)  # nothing is left for deliver()
@@ -698,7 +697,7 @@ class MockServer:
                     delay=pace,
                     origin=began,
                     clock=self._clock,
-                    substitutions=substitutions,
+                    fresh_ids=fresh_ids,
                 )
             if fault.action == "drop":
                 _abort(request)
@@ -715,7 +714,7 @@ class MockServer:
                 delay=pace,
                 origin=began,
                 clock=self._clock,
-                substitutions=substitutions,
+                fresh_ids=fresh_ids,
             )
             await response.write_eof()
         except ConnectionResetError:

@@ -24,7 +24,7 @@ __all__ = ["ResponseStore", "StoredResponse"]
 @dataclass
 class StoredResponse:
     """A response as rendered, with its events; a re-sent rendering (fresh ids put in by
-    ``substitutions``) reads its events back from the bytes only if someone asks for them."""
+    ``fresh_ids``) reads its events back from the bytes only if someone asks for them."""
 
     id: str
     rendered: Rendered
@@ -32,14 +32,13 @@ class StoredResponse:
     delay: float
     background: bool
     decoded: list[Event] | None = None
-    substitutions: Sequence[tuple[bytes, bytes]] = ()
+    fresh_ids: Sequence[bytes] = ()
 
     @property
     def events(self) -> list[Event]:
         if self.decoded is None:
             blocks = (
-                self.rendered.payload(i, i + 1, self.substitutions)
-                for i in range(len(self.rendered))
+                self.rendered.payload(i, i + 1, self.fresh_ids) for i in range(len(self.rendered))
             )
             self.decoded = [json.loads(b.partition(b"\ndata: ")[2]) for b in blocks]
         return self.decoded
