@@ -194,9 +194,12 @@ def check_answer(raw: bytes) -> tuple[str, str]:
     return ids.pop(), "".join(text)
 
 
-async def unpaced_round(server: ServerProcess, clients: int, requests: int) -> tuple[float, float]:
+async def unpaced_round(
+    server: ServerProcess, clients: int, requests: int
+) -> tuple[float, float, float]:
     """Chunks per second delivered to ``clients`` keep-alive connections streaming ``requests``
-    answers each, and the server's CPU time per chunk (microseconds).
+    answers each, and the server's and the clients' CPU time per chunk (microseconds): with
+    less client than server CPU per chunk, the server is what is measured.
 
     One answer first, read and checked, gives the chunk count every answer must have (and
     warms any cache alike for every version); afterwards the kept answers are checked in full:
@@ -223,9 +226,10 @@ async def unpaced_round(server: ServerProcess, clients: int, requests: int) -> t
         expected = (await reply.read()).count(CHUNK)
     first = await connect(1, expected)
     first_id, text = check_answer(first.kept[0])
-    started, cpu = time.perf_counter(), server.cpu()
+    started, cpu, own = time.perf_counter(), server.cpu(), time.process_time()
     done = await asyncio.gather(*(connect(requests, expected) for _ in range(clients)))
     elapsed, cpu = time.perf_counter() - started, server.cpu() - cpu
+    own = time.process_time() - own
     total = sum(c.total for c in done)
     ids = {first_id}
     for client in done:
@@ -236,7 +240,7 @@ async def unpaced_round(server: ServerProcess, clients: int, requests: int) -> t
             ids.add(ident)
     if len(ids) != 1 + sum(len(c.kept) for c in done):
         raise RuntimeError("answers share an id")
-    return total / elapsed, 1e6 * cpu / total
+    return total / elapsed, 1e6 * cpu / total, 1e6 * own / total
 
 
 # -- paced ------------------------------------------------------------------------------------
@@ -426,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"  {name}: chunks/s {spread([r[0] for r in results], lambda v: f'{v:,.0f}')}")
             cpu = spread([r[1] for r in results], lambda v: f"{v:.2f}")
             print(f"  {name}: server CPU per chunk (us) {cpu}")
+            cpu = spread([r[2] for r in results], lambda v: f"{v:.2f}")
+            print(f"  {name}: clients' CPU per chunk (us) {cpu}")
         if args.baseline:
             print(f"  ratio, chunks/s: {spread(ratios(unpaced, lambda r: r[0]), fmt_ratio)}")
             print(f"  ratio, CPU/chunk: {spread(ratios(unpaced, lambda r: r[1]), fmt_ratio)}")
