@@ -51,11 +51,9 @@ class StoreWriter:
         if memory is None:
             self._put(CHUNK, chunk.to_json())
             return
-        raw = raw_of(chunk)
-        if isinstance(raw, bytes) and b"\n" not in raw and b"\r" not in raw:
-            memory.extend_now(self.stream_id, ((CHUNK, raw),))
-        else:
-            memory.extend_now(self.stream_id, ((CHUNK, chunk.to_json()),))
+        raw = raw_of(chunk)  # valid UTF-8 when bytes; the store frames line breaks in it
+        data = raw if isinstance(raw, bytes) else chunk.to_json()
+        memory.extend_now(self.stream_id, ((CHUNK, data),))
 
     on_event = on_chunk  # a Responses event: the same
 

@@ -209,7 +209,7 @@ def _frame(event_id: str, kind: str, data: str | bytes) -> bytes:
     """The event as the follower sends it; a chunk's one-line JSON bytes are framed as is."""
     if isinstance(data, bytes):
         if kind == CHUNK and b"\n" not in data and b"\r" not in data:
-            return b"".join((b"id: ", event_id.encode(), b"\ndata: ", data, b"\n\n"))
+            return b"id: %s\ndata: %s\n\n" % (event_id.encode(), data)
         data = data.decode()
     return encode_event(data, event=None if kind == CHUNK else kind, id=event_id)
 
