@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +83,12 @@ async def serve_relay(upstream: str, redis: str | None, n: int, rate: float) -> 
 class RelayProcess(ServerProcess):
     """A relay child process; CPU time read like the benchmark server's."""
 
+    loop = "auto"  # the relay process's event loop, as for ``openai-sse relay --loop``
+
     def __init__(self, upstream: str, n: int, rate: float, redis: str | None = None) -> None:
         super().__init__()
         self.args = ["--upstream", upstream, "--n", str(n), "--rate", str(rate)]
+        self.args += ["--loop", self.loop]
         if redis:
             self.args += ["--redis", redis]
 
@@ -128,34 +131,88 @@ class RelayLags(Lags):
         return spent / chunks * 1e6 if chunks else None
 
 
-def _reader(record: Lags, n: int) -> Callable[[aiohttp.ClientResponse], Awaitable[bool]]:
-    """Reads one event stream (the relay's or the upstream's) and records every chunk's lag."""
-    sent = record.sent.append
-    lag = record.lags.append
-    now = time.time_ns
-    search = _CHUNK_ID.search
+class _Reader(asyncio.Protocol):
+    """One event stream read at the socket: every chunk's lag, and whether all ``n`` came.
 
-    async def read(response: aiohttp.ClientResponse) -> bool:
-        count = 0
-        rest = b""
-        async for data in response.content.iter_any():
-            *blocks, rest = (rest + data).split(b"\n\n")
-            for block in blocks:
-                if block.startswith((b"event:", b":", b"retry:")) or block == b"data: [DONE]":
-                    continue  # the terminal event, a keep-alive, the reconnection delay
-                match = search(block)
-                if match is None:
-                    continue
-                at = int(match.group(1))
-                sent(at)
-                lag(now() - at)
-                if not count:
-                    record.first()
-                count += 1
-        record.finished()
-        return count == n
+    It stands in for browsers on other machines, so it should cost little on this one:
+    aiohttp's client spends tens of microseconds per chunk, which on a 2-core machine shared
+    with the upstream and the relay would slow both. The same reader reads the relay's
+    streams and the upstream's, so both paths pay the same.
+    """
 
-    return read
+    def __init__(self, record: Lags, request: bytes, n: int, done: asyncio.Future[bool]) -> None:
+        self.record, self.request, self.n, self.done = record, request, n, done
+        self.count = 0
+        self.tail = b""
+        self.ended = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.ended:
+            return
+        seen = self.tail + data
+        end = seen.find(_END_RELAY)
+        if end < 0:
+            end = seen.find(_END_DIRECT)
+        # The relay's final object carries a chunk id too: read only up to the end.
+        scan = seen if end < 0 else seen[:end]
+        record = self.record
+        at_ns = time.time_ns()
+        last = 0
+        for match in _CHUNK_ID.finditer(scan):
+            at = int(match.group(1))
+            record.sent.append(at)
+            record.lags.append(at_ns - at)
+            if not self.count:
+                record.first()
+            self.count += 1
+            last = match.end()
+        if end >= 0:
+            self.ended = True
+            record.finished()
+            if not self.done.done():
+                self.done.set_result(self.count == self.n)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        self.tail = seen[max(last, len(seen) - _TAIL) :]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            if not self.ended:
+                self.record.finished()
+            self.done.set_result(False)
+
+
+_END_RELAY = b"event: done"
+_END_DIRECT = b"data: [DONE]"
+_TAIL = 64  # longer than a chunk id match or an end marker cut by a read
+
+
+async def read_stream(record: Lags, request: bytes, host: str, port: int, n: int) -> bool:
+    """Send ``request`` on a new connection and read its event stream to the end."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bool] = loop.create_future()
+    transport, _ = await loop.create_connection(
+        lambda: _Reader(record, request, n, done), host, port
+    )
+    try:
+        return await done
+    finally:
+        transport.close()
+
+
+def _request(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 async def through_relay(
@@ -163,14 +220,13 @@ async def through_relay(
 ) -> tuple[int, RelayLags]:
     session = contenders.new_session()
     record = RelayLags(streams, relay)
-    read = _reader(record, n)
     body = {k: v for k, v in contenders.BODY.items() if k != "stream"}
 
     async def one() -> bool:
         async with session.post(relay.url + "/v1/streams", json=body) as reply:
             stream_id = (await reply.json())["id"]
-        async with session.get(f"{relay.url}/v1/streams/{stream_id}") as response:
-            return await read(response)
+        request = _request("GET", f"/v1/streams/{stream_id}", {"Accept": "text/event-stream"})
+        return await read_stream(record, request, relay.host, relay.port, n)
 
     return await _drive(
         record, streams, RAMP_UP, deadline, lambda: asyncio.ensure_future(one()), session.close
@@ -180,18 +236,20 @@ async def through_relay(
 async def direct(
     upstream: ServerProcess, streams: int, n: int, rate: float, deadline: float
 ) -> tuple[int, RelayLags]:
-    session = contenders.new_session()
     record = RelayLags(streams, None)
-    read = _reader(record, n)
     headers = contenders.bench_headers(n, "paced", rate=rate)
-    url = upstream.base_url + "/chat/completions"
+    request = _request(
+        "POST", "/v1/chat/completions", headers, json.dumps(contenders.BODY).encode()
+    )
 
     async def one() -> bool:
-        async with session.post(url, json=contenders.BODY, headers=headers) as response:
-            return await read(response)
+        return await read_stream(record, request, upstream.host, upstream.port, n)
+
+    async def close() -> None:
+        return None
 
     return await _drive(
-        record, streams, RAMP_UP, deadline, lambda: asyncio.ensure_future(one()), session.close
+        record, streams, RAMP_UP, deadline, lambda: asyncio.ensure_future(one()), close
     )
 
 
@@ -344,7 +402,10 @@ async def _resumes(
 def report(results: dict[str, Any]) -> None:
     before = ", ".join(f"{v:.1f}" for v in results["load_average_before"])
     after = ", ".join(f"{v:.1f}" for v in results["load_average_after"])
-    print(f"{results['cpus']} CPUs; load average before {before}, after {after}")
+    print(
+        f"{results['cpus']} CPUs; relay event loop {results['loop']}; "
+        f"load average before {before}, after {after}"
+    )
     if "load" in results:
         r = results["load"]
         print(
@@ -383,7 +444,11 @@ def fmt(value: float | None) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"load_average_before": os.getloadavg(), "cpus": os.cpu_count()}
+    results: dict[str, Any] = {
+        "load_average_before": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "loop": args.loop,
+    }
     if "load" in args.only:
         results["load"] = await load(args.streams, args.rate, args.seconds, args.store)
     if "resume" in args.only:
@@ -403,14 +468,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--only", default="load,resume", help="load,resume")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),  # as openai_sse.relay.command.LOOPS
+        default="auto",
+        help="the relay process's event loop (auto: uvloop when installed)",
+    )
     parser.add_argument("--serve-relay", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=20, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_relay:
-        asyncio.run(serve_relay(args.upstream, args.redis, args.n, args.rate))
+        from openai_sse.relay.command import run
+
+        run(serve_relay(args.upstream, args.redis, args.n, args.rate), args.loop)
         return 0
+    RelayProcess.loop = args.loop
     args.only = set(args.only.split(","))
     results = asyncio.run(main_async(args))
     report(results)
