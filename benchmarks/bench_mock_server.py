@@ -390,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=50, help="per client and round")
+    parser.add_argument("--requests", type=int, default=100, help="per client and round")
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=50.0, help="tokens per second")
     parser.add_argument("--paced-tokens", type=int, default=500, help="tokens per paced answer")
