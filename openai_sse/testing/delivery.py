@@ -94,13 +94,17 @@ class Rendered:
         return sum(map(len, self.blocks))
 
     @functools.cached_property
+    def _encoded_ids(self) -> tuple[bytes, ...]:
+        return tuple(old.encode() for old in self.ids)
+
+    @functools.cached_property
     def _template(self) -> tuple[list[bytes], list[int]]:
         """All the blocks joined and cut at every id: the text between the ids, and which id
         comes at each cut, made once for every re-send of a cached rendering."""
         whole = b"".join(self.blocks)
         if not self.ids:
             return [whole], []
-        index = {old.encode(): i for i, old in enumerate(self.ids)}
+        index = {old: i for i, old in enumerate(self._encoded_ids)}
         longest_first = sorted(index, key=len, reverse=True)
         parts = re.split(b"(" + b"|".join(map(re.escape, longest_first)) + b")", whole)
         return parts[0::2], [index[old] for old in parts[1::2]]
@@ -121,8 +125,8 @@ class Rendered:
             return b"".join(pieces)
         if data is None:
             data = b"".join(self.blocks[start:stop])
-        for old, new in zip(self.ids, fresh_ids, strict=True):
-            data = data.replace(old.encode(), new)
+        for old, new in zip(self._encoded_ids, fresh_ids, strict=True):
+            data = data.replace(old, new)
         return data
 
     def fault_index(self, fault: Fault) -> int:

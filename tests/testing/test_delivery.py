@@ -115,6 +115,20 @@ async def test_repeated_responses_streams_are_re_sent_and_stored_under_fresh_ids
                     assert r.status == 404
 
 
+async def test_a_paced_re_send_carries_its_fresh_ids_in_every_chunk(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with MockServer(delay=0.002) as server:
+        url = f"{server.base_url}/chat/completions"
+        ids = []
+        for _ in range(3):
+            async with session.post(url, json=chat("Weather in Oslo?", tools=[WEATHER])) as r:
+                got = chunks(await r.read())
+            assert len({c["id"] for c in got}) == 1
+            ids.append(got[0]["id"])
+        assert len(set(ids)) == 3
+
+
 async def test_cached_script_items_are_still_consumed_in_order(
     session: aiohttp.ClientSession,
 ) -> None:
