@@ -14,6 +14,7 @@ import bisect
 import functools
 import math
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -62,17 +63,21 @@ class Rendered:
     """A stream ready to send: encoded blocks, and the pacing tick each one is due at.
 
     ``ticks[i]`` counts the data chunks among ``blocks[: i + 1]``: comments and ``[DONE]``
-    go out with the chunk before them. ``ids`` are the random ids inside the bytes, so a
-    cached rendering can be re-sent under fresh ones (:meth:`fresh_ids`).
+    go out with the chunk before them. ``ids`` are the random ids inside the bytes and
+    ``stamps`` the JSON members holding the time of rendering (``"created":1700000000``), so a
+    cached rendering can be re-sent under fresh ids and the current time (:meth:`fresh_ids`).
     """
 
     blocks: tuple[bytes, ...]
     kinds: tuple[Kind, ...]
     ticks: tuple[int, ...]
     ids: tuple[str, ...] = ()
+    stamps: tuple[str, ...] = ()
 
     @classmethod
-    def build(cls, blocks: Sequence[Block], ids: Sequence[str] = ()) -> Rendered:
+    def build(
+        cls, blocks: Sequence[Block], ids: Sequence[str] = (), stamps: Sequence[str] = ()
+    ) -> Rendered:
         ticks: list[int] = []
         count = 0
         for kind, _ in blocks:
@@ -83,6 +88,7 @@ class Rendered:
             tuple(kind for kind, _ in blocks),
             tuple(ticks),
             tuple(ids),
+            tuple(stamps),
         )
 
     def __len__(self) -> int:
@@ -95,7 +101,7 @@ class Rendered:
 
     @functools.cached_property
     def _encoded_ids(self) -> tuple[bytes, ...]:
-        return tuple(old.encode() for old in self.ids)
+        return tuple(old.encode() for old in (*self.ids, *self.stamps))
 
     @functools.cached_property
     def _template(self) -> tuple[list[bytes], list[int]]:
@@ -144,12 +150,17 @@ class Rendered:
         return len(self.blocks)
 
     def fresh_ids(self) -> list[bytes]:
-        """New ids for a re-send, one for each of ``ids``: the same prefix and a new random
-        tail (hex for a hex tail, as in a UUID, letters and digits otherwise)."""
-        return [
+        """What a re-send puts in place of each of ``ids`` and then of ``stamps``: an id with
+        the same prefix and a new random tail (hex for a hex tail, as in a UUID, letters and
+        digits otherwise); a stamp with the current time."""
+        fresh = [
             random_id(prefix, length, alphabet).encode()
             for prefix, length, alphabet in self._id_shapes
         ]
+        if self.stamps:
+            now = int(time.time())
+            fresh.extend(f"{stamp.rpartition(':')[0]}:{now}".encode() for stamp in self.stamps)
+        return fresh
 
     @functools.cached_property
     def _id_shapes(self) -> list[tuple[str, int, str]]:

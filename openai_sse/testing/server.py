@@ -12,6 +12,7 @@ import collections
 import functools
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ _JSON_TYPE = "application/json"
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _NO_FAULT = Fault()
 _CACHE_BYTES = 64 * 1024 * 1024  # renderings kept for repeated requests, at most this much
+_COMPLETED_AT = re.compile(rb'"completed_at":\d+')
 
 
 class _Cached(NamedTuple):
@@ -552,7 +554,9 @@ class MockServer:
             for i, data in enumerate(encode_events(events))
         ]
         ids = [plan.id, *(i.id for i in plan.items), *(i.call_id for i in plan.items if i.call)]
-        rendered = Rendered.build(blocks, ids)
+        completions = {m.decode() for _, data in blocks for m in _COMPLETED_AT.findall(data)}
+        stamps = [f'"created_at":{plan.created_at}', *sorted(completions)]
+        rendered = Rendered.build(blocks, ids, stamps)
         loop = asyncio.get_running_loop()
         stored = StoredResponse(
             plan.id, rendered, loop.time(), self.delay, bool(body.get("background")), events
@@ -743,7 +747,7 @@ def _ids_all_generated(reply: Reply | None) -> bool:
 
 def _render_chat(plan: Plan) -> Rendered:
     ids = [plan.id, *(call["id"] for c in plan.choices for call in c.tool_calls)]
-    return Rendered.build(render_stream(plan), ids)
+    return Rendered.build(render_stream(plan), ids, [f'"created":{plan.created}'])
 
 
 def _abort(request: web.Request) -> None:

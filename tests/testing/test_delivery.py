@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,6 +36,14 @@ def chat(prompt: str = "Tell me about Paris", **extra: Any) -> dict[str, Any]:
         "messages": [{"role": "user", "content": prompt}],
         **extra,
     }
+
+
+STAMPS = re.compile(r'"(created|created_at|completed_at)": [1-9]\d*')
+
+
+def without_stamps(text: str) -> str:
+    """The JSON text with the times of rendering (a re-send has the current time) left out."""
+    return STAMPS.sub(r'"\1": T', text)
 
 
 def chunks(raw: bytes) -> list[dict[str, Any]]:
@@ -74,7 +84,7 @@ async def test_repeated_requests_reuse_the_rendering_under_fresh_ids(
         assert len(call_ids) == 3 and all(i.startswith("call_") for i in call_ids)
 
         def without_ids(b: list[dict[str, Any]]) -> str:
-            text = json.dumps(b)
+            text = without_stamps(json.dumps(b))
             return text.replace(b[0]["id"], "ID").replace(
                 b[1]["choices"][0]["delta"]["tool_calls"][0]["id"], "CALL"
             )
@@ -102,7 +112,8 @@ async def test_repeated_responses_streams_are_re_sent_and_stored_under_fresh_ids
         assert all(i.startswith("resp_") and len(i) == 55 for i in ids)
 
         def without_ids(events: list[dict[str, Any]], n: int) -> str:
-            return json.dumps(events).replace(ids[n], "ID").replace(item_ids[n], "ITEM")
+            text = without_stamps(json.dumps(events))
+            return text.replace(ids[n], "ID").replace(item_ids[n], "ITEM")
 
         assert without_ids(streams[0], 0) == without_ids(streams[1], 1)
         assert without_ids(streams[1], 1) == without_ids(streams[2], 2)
@@ -113,6 +124,40 @@ async def test_repeated_responses_streams_are_re_sent_and_stored_under_fresh_ids
                     assert r.status == 200 and await r.json() == finals[n]
                 else:
                     assert r.status == 404
+
+
+async def test_a_re_send_carries_the_current_time(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hour_ago = time.time() - 3600
+    async with MockServer(delay=0) as server:
+        chat_url, responses_url = (
+            f"{server.base_url}/chat/completions",
+            f"{server.base_url}/responses",
+        )
+        request = {"model": "gpt-4o-mini", "input": "Hi", "stream": True}
+        with monkeypatch.context() as patch:  # the first renderings are made an hour ago
+            patch.setattr(time, "time", lambda: hour_ago)
+            async with session.post(chat_url, json=chat()) as r:
+                first = chunks(await r.read())
+            async with session.post(responses_url, json=request) as r:
+                await r.read()
+        async with session.post(chat_url, json=chat()) as r:
+            again = chunks(await r.read())
+        async with session.post(responses_url, json=request) as r:
+            final = [
+                json.loads(ln[6:]) for ln in (await r.text()).split("\n") if ln[:6] == "data: "
+            ]
+        async with session.get(f"{responses_url}/{final[-1]['response']['id']}") as r:
+            stored = await r.json()
+    assert {c["created"] for c in first} == {int(hour_ago)}
+    assert len({c["created"] for c in again}) == 1
+    assert again[0]["created"] >= int(hour_ago) + 3500
+    response = final[-1]["response"]
+    assert response["created_at"] >= int(hour_ago) + 3500
+    assert response["completed_at"] >= int(hour_ago) + 3500
+    assert final[0]["response"]["created_at"] == response["created_at"]
+    assert stored == response
 
 
 async def test_a_paced_re_send_carries_its_fresh_ids_in_every_chunk(
