@@ -50,8 +50,8 @@ async def follow(
     options = {"keepalive": keepalive, "lease": lease, "owner_timeout": owner_timeout}
     if isinstance(store, MemoryStore):
         store.frames_after(stream_id, after)  # raises for an id never issued
-        response = await _start(request)
-        following = _follow_memory(response, store, stream_id, after, **options)
+        response = await _start(request, chunked=request.version >= (1, 1))
+        following = _follow_memory(request, response, store, stream_id, after, **options)
     else:
         events = await store.read(stream_id, after, timeout=0)
         response = await _start(request)
@@ -65,14 +65,20 @@ async def follow(
     return response
 
 
-async def _start(request: web.Request) -> web.StreamResponse:
+async def _start(request: web.Request, *, chunked: bool = False) -> web.StreamResponse:
+    """Send the headers and the reconnection delay. ``chunked``: say so explicitly, as the
+    memory store's followers write HTTP chunks themselves (aiohttp chooses the same framing
+    on its own for HTTP/1.1, and none for HTTP/1.0)."""
     response = web.StreamResponse(headers=SSE_HEADERS)
+    if chunked:
+        response.enable_chunked_encoding()
     await response.prepare(request)
     await response.write(encode_event(retry=RECONNECT_MS))
     return response
 
 
 async def _follow_memory(
+    request: web.Request,
     response: web.StreamResponse,
     store: MemoryStore,
     stream_id: str,
@@ -84,48 +90,75 @@ async def _follow_memory(
 ) -> None:
     """:func:`_follow` for the in-process store: ready-made frames, no await to read them.
 
-    One timer per follower paces the keep-alive, the lease and the owner check, rescheduled
-    only when it fires: a chunk wakes the follower through one future, and no timer is made
-    or cancelled per chunk.
+    While the client keeps up, the follower subscribes to the stream: the store hands each
+    new frame to it as it is stored, and it goes straight to the socket as an HTTP chunk,
+    without waking this task. The terminal event, a socket that falls behind (more than
+    ``_HIGH_WATER`` bytes unsent) or a client that left unsubscribe it, and the follower
+    reads from the store again, awaiting every write. One timer per follower paces the
+    keep-alive, the lease and the owner check, rescheduled only when it fires.
     """
     loop = asyncio.get_running_loop()
     period = min(keepalive, lease / 3, owner_timeout / 2)
+    transport = request.transport
+    push = transport is not None and response.chunked
     waiter: asyncio.Future[None] | None = None
+    subscribed = sent = False
 
     def tick() -> None:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def sink(frame: bytes, event_id: str, terminal: bool) -> bool:
+        nonlocal after, sent, subscribed
+        if terminal or not _keeps_up(transport):
+            subscribed = False
+            tick()
+            return False
+        assert transport is not None
+        try:
+            transport.write(b"%x\r\n%s\r\n" % (len(frame), frame))  # one HTTP/1.1 chunk
+        except Exception:  # never the generation's problem: the follower finds out itself
+            subscribed = False
+            tick()
+            return False
+        after = event_id
+        sent = True
+        return True
+
     last_write = loop.time()
     due = last_write + period
     timer = loop.call_at(due, tick)
-    quiet = True  # nothing was sent since the last tick
     try:
         while True:
             frames, after, ended = store.frames_after(stream_id, after)
-            if frames:
-                await response.write(b"".join(frames))
+            if frames or ended:  # ended without frames: the stream expired under us
+                if frames:
+                    await response.write(b"".join(frames))
+                    sent = True
                 if ended:
                     await response.write_eof()
                     return
-                last_write = loop.time()
-                quiet = False
-            elif ended:  # the stream expired under us
-                await response.write_eof()
-                return
+                continue  # look again: more may have come while writing
             now = loop.time()
             if now >= due:
-                if now - last_write >= keepalive:
+                if sent:
+                    last_write = now
+                elif now - last_write >= keepalive:
                     await response.write(encode_comment())
                     last_write = now
                 await store.renew_lease(stream_id, lease)
-                if quiet and not await store.alive(stream_id):
+                if not sent and not await store.alive(stream_id):
                     await append(store, stream_id, ERROR, _lost())
-                quiet = True
+                sent = False
                 due = now + period
                 timer = loop.call_at(due, tick)
+                continue
+            # Nothing was awaited since the store was read: no event can slip in between.
             waiter = loop.create_future()
-            store.add_waiter(stream_id, waiter)
+            if push and not subscribed and _keeps_up(transport):
+                subscribed = store.subscribe(stream_id, sink)
+            if not subscribed:
+                store.add_waiter(stream_id, waiter)
             try:
                 await waiter
             finally:
@@ -133,6 +166,22 @@ async def _follow_memory(
                 waiter = None
     finally:
         timer.cancel()
+        if subscribed:
+            store.unsubscribe(stream_id, sink)
+
+
+def _keeps_up(transport: asyncio.Transport | None) -> bool:
+    """Whether the client is there and reads about as fast as events come."""
+    return (
+        transport is not None
+        and not transport.is_closing()
+        and transport.get_write_buffer_size() <= _HIGH_WATER
+    )
+
+
+# Bytes unsent to a client beyond which its follower stops taking frames as they are stored
+# and writes at the pace the client reads (asyncio pauses writers at 64 KiB by default).
+_HIGH_WATER = 64 * 1024
 
 
 def _lost() -> str:

@@ -18,10 +18,21 @@ __all__ = ["MemoryStore"]
 
 # kind, data (JSON text, or its UTF-8 bytes as the upstream sent them), the event's SSE frame
 _Entry = tuple[str, "str | bytes", bytes]
+# Called with each new event's frame, its id and whether it ends the stream; False: drop me.
+Sink = Callable[[bytes, str, bool], bool]
 
 
 class _Log:
-    __slots__ = ("alive_until", "ended", "entries", "expires", "first", "lease_until", "waiters")
+    __slots__ = (
+        "alive_until",
+        "ended",
+        "entries",
+        "expires",
+        "first",
+        "lease_until",
+        "sinks",
+        "waiters",
+    )
 
     def __init__(self, lease_until: float, expires: float) -> None:
         self.entries: list[_Entry] = []
@@ -32,6 +43,7 @@ class _Log:
         self.expires = expires
         # Futures of blocked readers, made only while somebody waits: appends stay cheap.
         self.waiters: list[asyncio.Future[None]] = []
+        self.sinks: list[Sink] = []
 
     def offset(self, after: str | None) -> int:
         """Index in ``entries`` of the first event after id ``after``."""
@@ -91,9 +103,13 @@ class MemoryStore:
         entries = log.entries
         for kind, data in events:
             event_id = str(log.first + len(entries))
-            entries.append((kind, data, _frame(event_id, kind, data)))
+            frame = _frame(event_id, kind, data)
+            entries.append((kind, data, frame))
             ids.append(event_id)
-            if kind in TERMINAL_KINDS:
+            terminal = kind in TERMINAL_KINDS
+            if log.sinks:
+                log.sinks = [sink for sink in log.sinks if sink(frame, event_id, terminal)]
+            if terminal:
                 log.ended = True
                 break
         excess = len(entries) - self.maxlen
@@ -151,6 +167,20 @@ class MemoryStore:
             return [], after, log.ended
         last = str(log.first + len(entries) - 1)
         return [entry[2] for entry in entries[offset:]], last, log.ended
+
+    def subscribe(self, stream_id: str, sink: Sink) -> bool:
+        """Call ``sink`` from :meth:`extend_now` with every event stored from now on, until
+        it returns False; False if the stream is gone or ended."""
+        log = self._get(stream_id)
+        if log is None or log.ended:
+            return False
+        log.sinks.append(sink)
+        return True
+
+    def unsubscribe(self, stream_id: str, sink: Sink) -> None:
+        log = self._logs.get(stream_id)
+        if log is not None and sink in log.sinks:
+            log.sinks.remove(sink)
 
     def add_waiter(self, stream_id: str, waiter: asyncio.Future[None]) -> None:
         """Resolve ``waiter`` at the next event stored (at once if the stream is gone)."""

@@ -339,3 +339,30 @@ async def test_responses_api_streams_resumably_too(
     async with http.post(relay.url + "/v1/streams", json={**body, "input": 5}) as reply:
         assert reply.status == 400
         assert (await reply.json())["error"]["param"] == "input"
+
+
+async def test_followers_switch_between_taking_events_as_stored_and_reading_the_store(
+    relay: Relay, upstream: MockServer, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that falls behind is written to at its own pace, then as events come again:
+    every switch must keep the stream whole, without a gap or a duplicate."""
+    from openai_sse.relay import follower
+
+    calls = 0
+
+    def sometimes_behind(transport: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        return calls % 3 != 0 and keeps_up(transport)
+
+    keeps_up = follower._keeps_up
+    monkeypatch.setattr(follower, "_keeps_up", sometimes_behind)
+    upstream.enqueue(Reply(text=LONG))
+    stream_id = await start(http, relay.url)
+    async with http.get(f"{relay.url}/v1/streams/{stream_id}") as response:
+        got = await collect(response)
+    assert final(got)[0] == "done"
+    assert content(got) == LONG
+    ids = [int(e.id or 0) for e in got]
+    assert ids == list(range(1, len(got) + 1))
+    assert calls > 6  # it did switch back and forth
