@@ -104,30 +104,42 @@ class Rendered:
         return tuple(old.encode() for old in (*self.ids, *self.stamps))
 
     @functools.cached_property
-    def _template(self) -> tuple[list[bytes], list[int]]:
-        """All the blocks joined and cut at every id: the text between the ids, and which id
-        comes at each cut, made once for every re-send of a cached rendering."""
+    def _templates(self) -> dict[tuple[bytes, ...], tuple[list[bytes], list[int]]]:
+        return {}
+
+    def _template(self, stamps: tuple[bytes, ...]) -> tuple[list[bytes], list[int]]:
+        """All the blocks joined, with these ``stamps`` put in, and cut at every id: the text
+        between the ids and which id comes at each cut. Made on the first re-send in each
+        second (the stamps change once a second) and kept until the next."""
+        found = self._templates.get(stamps)
+        if found is not None:
+            return found
+        count = len(self.ids)
         whole = b"".join(self.blocks)
-        if not self.ids:
-            return [whole], []
-        index = {old: i for i, old in enumerate(self._encoded_ids)}
+        for old, new in zip(self._encoded_ids[count:], stamps, strict=True):
+            whole = whole.replace(old, new)
+        index = {old: i for i, old in enumerate(self._encoded_ids[:count])}
         longest_first = sorted(index, key=len, reverse=True)
         parts = re.split(b"(" + b"|".join(map(re.escape, longest_first)) + b")", whole)
-        return parts[0::2], [index[old] for old in parts[1::2]]
+        found = parts[0::2], [index[old] for old in parts[1::2]]
+        self._templates.clear()
+        self._templates[stamps] = found
+        return found
 
     def payload(self, start: int, stop: int, fresh_ids: Sequence[bytes] = ()) -> bytes:
         """``blocks[start:stop]`` as one write, with ``fresh_ids`` (from :meth:`fresh_ids`)
-        in place of ``ids``."""
+        in place of ``ids`` and ``stamps``."""
         data = self.blocks[start] if stop - start == 1 else None
         if not fresh_ids:
             return data if data is not None else b"".join(self.blocks[start:stop])
-        if data is None and start == 0 and stop == len(self.blocks):
-            texts, slots = self._template
-            if len(fresh_ids) == 1:
+        if data is None and start == 0 and stop == len(self.blocks) and self.ids:
+            count = len(self.ids)
+            texts, slots = self._template(tuple(fresh_ids[count:]))
+            if count == 1:
                 return fresh_ids[0].join(texts)
             pieces = [texts[0]] * (2 * len(slots) + 1)
             pieces[0::2] = texts
-            pieces[1::2] = [fresh_ids[slot] for slot in slots]
+            pieces[1::2] = map(fresh_ids.__getitem__, slots)
             return b"".join(pieces)
         if data is None:
             data = b"".join(self.blocks[start:stop])
