@@ -34,6 +34,10 @@ DEFAULT_GRACE = 30.0
 DEFAULT_KEEPALIVE = 15.0
 DEFAULT_OWNER_TIMEOUT = 10.0
 MAX_BODY = 32 * 1024 * 1024
+# Connections waiting to be accepted: every browser opens one to start a stream and another
+# to follow it, and a thousand arriving within a second overflow aiohttp's 128 (the kernel
+# then drops them and the clients retry a second or more later).
+BACKLOG = 1024
 STREAM_ID_PREFIX = "strm_"
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -150,7 +154,7 @@ class Relay:
         )
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            await web.TCPSite(runner, host, port, backlog=BACKLOG).start()
         except BaseException:
             await runner.cleanup()
             raise
