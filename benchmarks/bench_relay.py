@@ -13,6 +13,9 @@ upstream's write to this process reading it, on the shared wall clock.
   upstream by the same reader. The relay's extra latency is the difference of the two p99s,
   over the steady window (every stream open). Relay CPU per chunk is the relay process's CPU
   time over the chunks relayed in that window.
+* **cost**: what the relay adds to the SDK, CPU per chunk, in this one process: chunks handed
+  to the store writers of ``--streams`` streams, followed over loopback (see
+  :func:`relay_cost`); steadier than the load scenario on a shared machine.
 * **resume**: two relay processes on one redis-server. A stream starts on A, 20 events are
   read there, the connection drops, and B is asked for the rest with ``Last-Event-ID``: the
   time to B's first replayed event, repeated ``--resumes`` times.
@@ -35,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -305,6 +308,84 @@ async def _load(streams: int, rate: float, seconds: float, redis: str | None) ->
     }
 
 
+# -- the relay's own cost ------------------------------------------------------------------------
+
+COST_CHUNK = (
+    b'{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1733200000,'
+    b'"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":" word"},'
+    b'"finish_reason":null}]}'
+)
+
+
+class _Counter(asyncio.Protocol):
+    """Counts the chunk events of one followed stream."""
+
+    def __init__(self, request: bytes, want: int, done: asyncio.Future[None]) -> None:
+        self.request, self.want, self.done = request, want, done
+        self.count = 0
+        self.tail = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        cast(asyncio.Transport, transport).write(self.request)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        seen = self.tail + data
+        self.count += seen.count(b"\ndata: {") - self.tail.count(b"\ndata: {")
+        self.tail = seen[-8:]
+        if self.count >= self.want and not self.done.done():
+            self.done.set_result(None)
+
+
+async def relay_cost(streams: int, rounds: int) -> dict[str, Any]:
+    """CPU per chunk of what the relay adds to the SDK: storing, following, writing.
+
+    One process, no upstream: decoded chunks go straight to each generation's store writer,
+    ``streams`` at a time, ``rounds`` times, 2 ms apart; a follower per stream writes them
+    over loopback to a counting reader in this process (whose small cost is included). The
+    SDK's reading and parsing of the upstream, the same before and after a relay change,
+    is left out, and so is most of the machine's noise.
+    """
+    from openai_sse.chat.models import decode_chunk
+    from openai_sse.relay import MemoryStore, Relay
+    from openai_sse.relay.errors import Redactor
+    from openai_sse.relay.generation import StoreWriter
+
+    store = MemoryStore()
+    relay = await Relay(upstream="http://127.0.0.1:9/v1", store=store, grace=600.0).start()
+    host, port = relay.url[len("http://") :].rsplit(":", 1)
+    loop = asyncio.get_running_loop()
+    writers, done = [], []
+    for i in range(streams):
+        stream_id = f"strm_cost{i}"
+        await store.create(stream_id, lease=600.0)
+        await store.heartbeat(stream_id, 600.0)
+        writers.append(StoreWriter(store, stream_id, Redactor([])))
+        finished: asyncio.Future[None] = loop.create_future()
+        done.append(finished)
+        request = f"GET /v1/streams/{stream_id} HTTP/1.1\r\nHost: relay\r\n\r\n".encode()
+        await loop.create_connection(
+            lambda r=request, f=finished: _Counter(r, rounds, f), host, int(port)
+        )
+    await asyncio.sleep(0.5)  # every follower is waiting
+    chunks = [decode_chunk(COST_CHUNK) for _ in range(streams)]
+    cpu = time.process_time()
+    for _ in range(rounds):
+        for writer, chunk in zip(writers, chunks, strict=True):
+            writer.on_chunk(None, chunk)
+        await asyncio.sleep(0.002)
+    await asyncio.wait_for(asyncio.gather(*done), 120)
+    spent = time.process_time() - cpu
+    for writer in writers:
+        await writer.close()
+    await relay.close()
+    return {
+        "streams": streams,
+        "rounds": rounds,
+        "loop": type(loop).__module__.split(".")[0],
+        "cpu_us_per_chunk": spent / (streams * rounds) * 1e6,
+    }
+
+
 # -- resume on another instance ----------------------------------------------------------------
 
 
@@ -428,6 +509,12 @@ def report(results: dict[str, Any]) -> None:
             f"{fmt(r['relay_cpu_us_per_chunk_all'])} us per chunk (whole run), "
             f"{fmt(r['relay_cpu_share'])} of a core on average"
         )
+    if "cost" in results:
+        r = results["cost"]
+        print(
+            f"\n### the relay's own cost ({r['streams']:,} streams x {r['rounds']:,} chunks, "
+            f"{r['loop']})\n\n{r['cpu_us_per_chunk']:.1f} us of CPU per chunk"
+        )
     if "resume" in results:
         r = results["resume"]
         t = r["first_replayed_ms"]
@@ -457,6 +544,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         results["load"] = await load(args.streams, args.rate, args.seconds, args.store)
     if "resume" in args.only:
         results["resume"] = await resume(args.resumes, args.rate)
+    if "cost" in args.only:
+        results["cost"] = await relay_cost(args.streams, int(args.rate * args.seconds))
     results["load_average_after"] = os.getloadavg()
     return results
 
@@ -470,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--store", choices=("memory", "redis"), default="memory", help="the relay's store (load)"
     )
-    parser.add_argument("--only", default="load,resume", help="load,resume")
+    parser.add_argument("--only", default="load,resume", help="load,resume,cost")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     parser.add_argument(
         "--loop",
@@ -490,7 +579,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     RelayProcess.loop = args.loop
     args.only = set(args.only.split(","))
-    results = asyncio.run(main_async(args))
+    if args.only == {"cost"}:  # in this process: on the relay's loop
+        from openai_sse.relay.command import run
+
+        results = run(main_async(args), args.loop)
+    else:
+        results = asyncio.run(main_async(args))
     report(results)
     if args.output:
         args.output.write_text(json.dumps(results, indent=2))
