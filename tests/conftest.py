@@ -13,6 +13,17 @@ import pytest
 from .servers import LocalServer
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--uvloop", action="store_true", help="run every test on uvloop's event loop")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--uvloop"):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 @pytest.fixture(autouse=True)
 async def _loop_guard() -> AsyncIterator[None]:
     """Fail on unclosed sessions/connectors and 'Task exception was never retrieved'.
