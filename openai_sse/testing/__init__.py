@@ -9,8 +9,9 @@ auto-loaded pytest plugin cheap for suites that never touch it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_attributes
 from .defaults import default_text
 from .faults import Fault, error_body
 from .script import Raw, Reply, ScriptItem, ToolCall, load_script
@@ -34,9 +35,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("MockServer", "RecordedRequest"):
-        from . import server
-
-        return getattr(server, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(
+    __name__, {"MockServer": "server", "RecordedRequest": "server"}, globals()
+)
