@@ -111,12 +111,14 @@ class EventSource:
         self._in_hook = False
         self._hook_cancelled = False
         self._terminated = False
-        self._first_event_timer: asyncio.TimerHandle | None = None
-        self._total_timer: asyncio.TimerHandle | None = None
-        # One idle watchdog per source, re-armed only when it expires: cheaper than a timer
-        # per read. ``_net_since`` is when the current wait on the network began (None when
-        # not waiting), so time spent in listener callbacks never counts as idle.
-        self._idle_timer: asyncio.TimerHandle | None = None
+        # One watchdog timer per source checks every phase (total, first event, idle). It
+        # fires at the earliest moment one could expire and is re-armed then, never per read:
+        # a timer per phase and per read would cost more than the reads themselves.
+        self._watchdog: asyncio.TimerHandle | None = None
+        # The loop time by which the current attempt must deliver an event, or None.
+        self._first_event_at: float | None = None
+        # When the current wait on the network began (None when not waiting), so time spent
+        # in listener callbacks never counts as idle.
         self._net_since: float | None = None
         self._idle_fired = False
         # ``content.total_bytes`` after the last read: more means bytes wait to be read.
@@ -195,25 +197,40 @@ class EventSource:
             self._hook_cancelled = self._in_hook
             self._task.cancel()
 
-    def _on_idle(self) -> None:
-        self._idle_timer = None
-        idle = self._timeout.idle
-        if self._terminated or self._stop_reason is not None or idle is None:
+    def _watch(self, at: float) -> None:
+        """Make sure the watchdog fires no later than loop time ``at``."""
+        timer = self._watchdog
+        if timer is None or at < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._watchdog = self._loop.call_at(at, self._on_watchdog)
+
+    def _on_watchdog(self) -> None:
+        self._watchdog = None
+        if self._terminated or self._stop_reason is not None:
             return
         now = self._loop.time()
-        since = self._net_since
-        if since is not None and self._in_io and now - since >= idle:
-            response = self._response
-            if response is not None and response.content.total_bytes != self._read_mark:
-                # Bytes arrived and wait to be read: the loop was busy, the peer was not.
-                self._idle_timer = self._loop.call_at(now + idle, self._on_idle)
-                return
-            self._idle_fired = True
-            self._task.cancel()
+        if self._deadline is not None and now >= self._deadline:
+            self._interrupt("total")
             return
-        self._idle_timer = self._loop.call_at(
-            (now if since is None else since) + idle, self._on_idle
-        )
+        if self._first_event_at is not None and now >= self._first_event_at:
+            self._interrupt("first_event")
+            return
+        idle = self._timeout.idle
+        if idle is not None:
+            since = self._net_since
+            if since is not None and self._in_io and now - since >= idle:
+                response = self._response
+                if response is None or response.content.total_bytes == self._read_mark:
+                    self._idle_fired = True
+                    self._task.cancel()
+                    return
+                since = now  # bytes arrived and wait to be read: the loop was busy, not the peer
+            self._watch((now if since is None else since) + idle)
+        if self._first_event_at is not None:
+            self._watch(self._first_event_at)
+        if self._deadline is not None:
+            self._watch(self._deadline)
 
     def _stop_error(self, response: aiohttp.ClientResponse | None) -> OpenAISSEError:
         reason = self._stop_reason
@@ -229,14 +246,14 @@ class EventSource:
     # -- the run loop ---------------------------------------------------------------------
 
     async def _run(self) -> None:
-        timeout = self._timeout
+        idle = self._timeout.idle
         if self._deadline is not None:
             if self._deadline <= self._loop.time():
                 self._interrupt("total")
             else:
-                self._total_timer = self._loop.call_at(self._deadline, self._interrupt, "total")
-        if timeout.idle is not None:
-            self._idle_timer = self._loop.call_later(timeout.idle, self._on_idle)
+                self._watch(self._deadline)
+        if idle is not None:
+            self._watch(self._loop.time() + idle)
         try:
             failures = 0
             while (delivered := await self._attempt()) is not None:
@@ -246,9 +263,9 @@ class EventSource:
         finally:
             self._ready_state = ReadyState.CLOSED
             self._terminated = True
-            for timer in (self._first_event_timer, self._total_timer, self._idle_timer):
-                if timer is not None:
-                    timer.cancel()
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
 
     async def _wait_to_reconnect(self, failures: int) -> bool:
         policy = self._reconnect
@@ -309,9 +326,8 @@ class EventSource:
         timeout = self._timeout
         self._ready_state = ReadyState.CONNECTING
         if timeout.first_event is not None:
-            self._first_event_timer = self._loop.call_later(
-                timeout.first_event, self._interrupt, "first_event"
-            )
+            self._first_event_at = self._loop.time() + timeout.first_event
+            self._watch(self._first_event_at)
         response: aiohttp.ClientResponse | None = None
         delivered = False
         error: BaseException | None = None
@@ -384,9 +400,7 @@ class EventSource:
             if isinstance(exc, OpenAISSEError) and exc.response is None:
                 exc.response = response
         finally:
-            if self._first_event_timer is not None:
-                self._first_event_timer.cancel()
-                self._first_event_timer = None
+            self._first_event_at = None
         if broke_off is not None:
             if self._stop_reason is not None:
                 error = self._stop_error(response)
@@ -488,9 +502,7 @@ class EventSource:
             self._last_byte = data[-1]
             if not delivered:
                 delivered = True
-                if self._first_event_timer is not None:
-                    self._first_event_timer.cancel()
-                    self._first_event_timer = None
+                self._first_event_at = None
             for event in events:
                 if self._stop_reason is not None:
                     raise _Stop

@@ -611,3 +611,24 @@ async def test_time_spent_in_listeners_is_not_idle(session: aiohttp.ClientSessio
         rec, _ = await run(session, server.url("/"), Slow(), timeout=Timeout(idle=0.1))
     assert rec.events == ["1", "2", "3"]
     assert rec.calls[-1] == ("closed",)
+
+
+async def test_earliest_phase_ends_the_stream(session: aiohttp.ClientSession) -> None:
+    # One watchdog watches every phase: whichever bound comes first ends the stream, with
+    # its own phase, however the others are set.
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: hey\n\n")
+        await hang()
+        raise AssertionError
+
+    cases = [
+        (Timeout(first_event=20, idle=0.2, total=30), "idle"),
+        (Timeout(first_event=20, idle=30, total=0.2), "total"),
+    ]
+    async with LocalServer({"/": handler}) as server:
+        for timeout, phase in cases:
+            rec, _ = await run(session, server.url("/"), timeout=timeout)
+            assert isinstance(rec.error, APITimeoutError) and rec.error.phase == phase
+            assert rec.events == ["hey"]

@@ -176,3 +176,33 @@ async def test_idle_timeout_reconnects(session: aiohttp.ClientSession) -> None:
         await asyncio.wait_for(server.disconnected.wait(), 5)
     assert rec.calls == [("open", 200), ("event", "5", None, "one"), ("closed",)]
     assert server.requests[1].headers["Last-Event-ID"] == "5"
+
+
+async def test_first_event_timeout_applies_to_each_attempt(session: aiohttp.ClientSession) -> None:
+    # The second attempt opens but sends nothing: its own first-event bound ends it, long
+    # before the idle bound would.
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if len(server.requests) == 1:
+            await response.write(b"id: 1\ndata: one\n\n")
+            return response
+        await hang()
+        raise AssertionError
+
+    server = LocalServer({"/": handler})
+    async with server:
+        rec = Recorder()
+        timeout = Timeout(first_event=0.3, idle=30)
+        factory = EventSources.create_factory(session, reconnect=FAST, timeout=timeout)
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(factory.new_event_source(server.url("/"), rec).wait(), 10)
+        elapsed = asyncio.get_running_loop().time() - started
+    assert rec.calls == [
+        ("open", 200),
+        ("event", "1", None, "one"),
+        ("open", 200),
+        ("failure", "APITimeoutError"),
+    ]
+    assert rec.error.phase == "first_event"  # type: ignore[union-attr]
+    assert elapsed < 5
