@@ -83,7 +83,8 @@ class ChatStream(BaseStream[ChatCompletionChunk, ChatCompletion]):
         if chunk.error is not None:
             raise _error_from_payload(chunk.to_dict())
         completed = self._accumulator.add(chunk)
-        self._received(chunk)
+        if self._received(chunk):
+            return self._hand_off(self.dispatcher.dispatch(chunk, completed))
         return self.dispatcher.dispatch(chunk, completed)
 
     def _has_token(self, chunk: ChatCompletionChunk) -> bool:

@@ -127,8 +127,10 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
             self._last_sequence = sequence
         self._resumes = 0
         self._accumulator.add(event)
-        self._received(event)
+        first = self._received(event)
         pending = self.dispatcher.dispatch(event, None)
+        if first:
+            pending = self._hand_off(pending)
         if event.__class__ not in _ENDINGS:
             return pending
         outcome = self._terminal_outcome(event)

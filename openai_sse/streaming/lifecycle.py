@@ -298,8 +298,10 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
         if item is END:
             return self._end_of_stream(source)
         context = self._accumulator.add(item)
-        self._received(item)
+        first = self._received(item)
         pending = self.dispatcher.dispatch(item, context)
+        if first:
+            pending = self._hand_off(pending)
         outcome = self._terminal_outcome(item)
         if outcome is None:
             return pending
@@ -346,12 +348,17 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
 
     # -- internals ------------------------------------------------------------------------
 
-    def _received(self, item: ItemT) -> None:
-        """An item was decoded and accumulated: count it, feed the iterator."""
+    def _received(self, item: ItemT) -> bool:
+        """An item was decoded and accumulated: count it, feed the iterator.
+
+        True when ``item`` carries the first token and the stream is being iterated: the
+        caller then hands it over at once (:meth:`_hand_off`)."""
         metrics = self.metrics
         metrics.chunks += 1
+        first = False
         if metrics.time_to_first_token is None and self._has_token(item):
             metrics.time_to_first_token = time.monotonic() - metrics.started
+            first = self._iterating
         buffer = self._buffer
         if buffer is not None:
             buffer.append(item)
@@ -362,6 +369,15 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
                 self._waiter = None
                 if not waiter.done():
                     waiter.set_result(None)
+        return first
+
+    async def _hand_off(self, pending: Awaitable[None] | None) -> None:
+        """Let the iterator take the first token before the rest of the read is
+        handled: one read often holds many events, and the first word should show at once.
+        Once per stream, so batching stays as it is for every later item."""
+        if pending is not None:
+            await pending
+        await asyncio.sleep(0)
 
     def _end_of_stream(self, source: EventSource) -> Awaitable[None]:
         """The end marker: complete now; read what is left of the body briefly, then let go."""

@@ -270,6 +270,32 @@ async def test_iteration_together_with_listeners(server: LocalServer, client: Cl
     assert chunks[-1].usage is not None
 
 
+async def test_iterator_gets_the_first_token_before_the_rest_of_the_read(
+    server: LocalServer, client: Client
+) -> None:
+    # The whole answer arrives in one read; the iterator still sees the first word before the
+    # chunks after it are decoded, and then every chunk, in order, once.
+    body = sse_bytes("01_openai_plain_content_usage.sse")
+    route(server, serving(body))
+    total = len(payloads("01_openai_plain_content_usage.sse"))
+    stream = client.chat.stream(model="m", messages=MESSAGES)
+    seen: list[int] = []  # chunks decoded when each content chunk reached the iterator
+    texts = []
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            seen.append(stream.metrics.chunks)
+            texts.append(chunk.choices[0].delta.content)
+    completion = await stream
+    first_content = 1 + next(
+        i
+        for i, p in enumerate(payloads("01_openai_plain_content_usage.sse"))
+        if json.loads(p)["choices"] and json.loads(p)["choices"][0]["delta"].get("content")
+    )
+    assert seen[0] == first_content < total
+    assert "".join(texts) == completion.choices[0].message.content
+    assert stream.metrics.chunks == total
+
+
 # -- cancellation -------------------------------------------------------------------------------
 
 
