@@ -11,7 +11,7 @@ def _check_field(name: str, value: str) -> None:
 
 
 def encode_event(
-    data: str | None = None,
+    data: str | bytes | None = None,
     *,
     event: str | None = None,
     id: str | None = None,
@@ -21,32 +21,44 @@ def encode_event(
 
     Every line of ``data`` becomes its own ``data:`` field, so any text round-trips through a
     spec decoder. The event-stream format has no way to carry a CR inside data: CRLF and lone
-    CR are line breaks there, and they come back as LF.
+    CR are line breaks there, and they come back as LF. ``data`` may also be UTF-8 bytes (say
+    a JSON chunk as it arrived): they are framed as they are, without a decode and an encode.
     """
-    parts: list[str] = []
+    head = ""
     if event is not None:
         _check_field("event", event)
-        parts.append(f"event: {event}\n")
+        head = f"event: {event}\n"
     if id is not None:
-        _check_field("id", id)
-        if "\0" in id:
+        if "\r" in id or "\n" in id or "\0" in id:  # rare: say which
+            _check_field("id", id)
             raise ValueError("SSE id must not contain NUL")
-        parts.append(f"id: {id}\n")
+        head += f"id: {id}\n"
     if retry is not None:
         if isinstance(retry, bool) or not isinstance(retry, int):
             raise TypeError(f"SSE retry must be an int of milliseconds, not {retry!r}")
         if retry < 0:
             raise ValueError("SSE retry must be a non-negative number of milliseconds")
-        parts.append(f"retry: {retry}\n")
-    if data is not None:
-        if "\r" in data:
-            data = data.replace("\r\n", "\n").replace("\r", "\n")
-        if "\n" in data:
-            parts.extend(f"data: {line}\n" for line in data.split("\n"))
-        else:
-            parts.append(f"data: {data}\n")
-    parts.append("\n")
-    return "".join(parts).encode("utf-8")
+        head += f"retry: {retry}\n"
+    if data is None:
+        return f"{head}\n".encode()
+    if isinstance(data, bytes):
+        if b"\n" in data or b"\r" in data:
+            return b"%s%s\n" % (head.encode(), _byte_lines(data))
+        return b"%sdata: %s\n\n" % (head.encode(), data)  # the usual one-line JSON: one copy
+    if "\r" in data:
+        data = data.replace("\r\n", "\n").replace("\r", "\n")
+    if "\n" in data:
+        lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    else:
+        lines = f"data: {data}\n"
+    return f"{head}{lines}\n".encode()
+
+
+def _byte_lines(data: bytes) -> bytes:
+    """The ``data:`` lines of UTF-8 bytes, line breaks treated as in text."""
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return b"".join(b"data: %s\n" % line for line in data.split(b"\n"))
 
 
 def encode_comment(text: str = "") -> bytes:

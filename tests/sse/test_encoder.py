@@ -90,3 +90,39 @@ def test_encoded_stream_decodes() -> None:
         ServerSentEvent("", None, "2"),
     ]
     assert (decoder.last_event_id, decoder.retry) == ("2", 500)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'{"a":1}', b'data: {"a":1}\n\n'),
+        (b"", b"data: \n\n"),
+        (b"a\nb", b"data: a\ndata: b\n\n"),
+        (b"a\r\nb\rc", b"data: a\ndata: b\ndata: c\n\n"),
+        (b"a\r", b"data: a\ndata: \n\n"),
+        (b"\n", b"data: \ndata: \n\n"),
+        ("é".encode(), "data: é\n\n".encode()),
+    ],
+)
+def test_encode_event_takes_utf8_bytes(data: bytes, expected: bytes) -> None:
+    assert encode_event(data) == expected
+    assert encode_event(data) == encode_event(data.decode())
+    framed = encode_event(data, event="e", id="7", retry=10)
+    assert framed == encode_event(data.decode(), event="e", id="7", retry=10)
+
+
+def test_bytes_data_decodes_as_its_text() -> None:
+    texts = ["{}", "", "a\nb", "a\r\nb", "x\ry", "é\u2028", "\r\n\r\n"]
+    decoder = SSEDecoder()
+    got = decoder.feed(b"".join(encode_event(t.encode(), id=str(i)) for i, t in enumerate(texts)))
+    expected = [t.replace("\r\n", "\n").replace("\r", "\n") for t in texts]
+    assert [(e.data, e.id) for e in got] == [(t, str(i)) for i, t in enumerate(expected)]
+
+
+def test_fields_are_checked_with_bytes_data_too() -> None:
+    with pytest.raises(ValueError, match="SSE id"):
+        encode_event(b"x", id="1\n")
+    with pytest.raises(ValueError, match="NUL"):
+        encode_event(b"x", id="1\x00")
+    with pytest.raises(ValueError, match="SSE event"):
+        encode_event(b"x", event="a\rb")
