@@ -3,8 +3,9 @@
 ``Relay`` (or :func:`create_app`) is an aiohttp application in front of an upstream
 OpenAI-compatible API: a byte-for-byte pass-through of ``/v1/chat/completions`` and
 ``/v1/responses``, resumable streams under ``/v1/streams`` kept in a store
-(:class:`MemoryStore`, or :class:`RedisStore` to share them between processes), and a chat
-page at ``/``. ``RedisStore`` needs the ``openai-sse[redis]`` extra.
+(:class:`MemoryStore`, :class:`RedisStore` to share them between processes, or any other
+:class:`Store`; one kept in this process may also offer :class:`LocalStore`, the relay's
+fast path), and a chat page at ``/``. ``RedisStore`` needs the ``openai-sse[redis]`` extra.
 """
 
 from __future__ import annotations
@@ -17,12 +18,22 @@ if TYPE_CHECKING:
     from .app import DEFAULT_GRACE, DEFAULT_KEEPALIVE, Relay, create_app
     from .memory_store import MemoryStore
     from .redis_store import RedisStore
-    from .store import InvalidEventId, Store, StoreUnavailable, StreamEvent
+    from .store import (
+        FrameSink,
+        InvalidEventId,
+        LocalStore,
+        Store,
+        StoreUnavailable,
+        StreamEvent,
+        event_frame,
+    )
 
 __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_KEEPALIVE",
+    "FrameSink",
     "InvalidEventId",
+    "LocalStore",
     "MemoryStore",
     "RedisStore",
     "Relay",
@@ -30,6 +41,7 @@ __all__ = [
     "StoreUnavailable",
     "StreamEvent",
     "create_app",
+    "event_frame",
 ]
 
 
@@ -41,10 +53,13 @@ _HOMES = {
     "create_app": "app",
     "MemoryStore": "memory_store",
     "RedisStore": "redis_store",
+    "FrameSink": "store",
     "InvalidEventId": "store",
+    "LocalStore": "store",
     "Store": "store",
     "StoreUnavailable": "store",
     "StreamEvent": "store",
+    "event_frame": "store",
 }
 
 

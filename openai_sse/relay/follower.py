@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from typing import Literal
 
 from aiohttp import web
 
 from ..sse.encoder import encode_comment, encode_event
 from .errors import relay_error
-from .memory_store import MemoryStore
-from .store import CHUNK, ERROR, Store, StoreUnavailable, StreamEvent, append
+from .store import (
+    ERROR,
+    FrameSink,
+    LocalStore,
+    Store,
+    StoreUnavailable,
+    StreamEvent,
+    append,
+    event_frame,
+)
 
 __all__ = ["SSE_HEADERS", "follow"]
 
@@ -43,21 +51,19 @@ async def follow(
     The first read happens before the response starts, so an id the store never issued is
     still a clean 400 rather than a broken stream. Should the store fail later, the
     response simply ends: ``EventSource`` reconnects with ``Last-Event-ID`` by itself.
-    While the stream is quiet, the follower checks that the generation's instance still
-    beats; when it is gone, the follower stores the stream's end, for every follower.
     """
     await store.renew_lease(stream_id, lease)
-    options = {"keepalive": keepalive, "lease": lease, "owner_timeout": owner_timeout}
-    if isinstance(store, MemoryStore):
+    follower: _Follower
+    if isinstance(store, LocalStore):
         store.frames_after(stream_id, after)  # raises for an id never issued
         response = await _start(request, chunked=request.version >= (1, 1))
-        following = _follow_memory(request, response, store, stream_id, after, **options)
+        follower = _Subscribed(request, response, store, stream_id, after)
     else:
         events = await store.read(stream_id, after, timeout=0)
         response = await _start(request)
-        following = _follow(response, store, stream_id, after, events, **options)
+        follower = _Polling(response, store, stream_id, after, events)
     try:
-        await following
+        await follower.run(keepalive=keepalive, lease=lease, owner_timeout=owner_timeout)
     except StoreUnavailable as exc:
         logger.warning("Stream %s: follower ended early: %s", stream_id, exc)
     except ConnectionResetError:
@@ -66,9 +72,9 @@ async def follow(
 
 
 async def _start(request: web.Request, *, chunked: bool = False) -> web.StreamResponse:
-    """Send the headers and the reconnection delay. ``chunked``: say so explicitly, as the
-    memory store's followers write HTTP chunks themselves (aiohttp chooses the same framing
-    on its own for HTTP/1.1, and none for HTTP/1.0)."""
+    """Send the headers and the reconnection delay. ``chunked``: say so explicitly, as
+    subscribed followers write HTTP chunks themselves (aiohttp chooses the same framing on
+    its own for HTTP/1.1, and none for HTTP/1.0)."""
     response = web.StreamResponse(headers=SSE_HEADERS)
     if chunked:
         response.enable_chunked_encoding()
@@ -77,97 +83,183 @@ async def _start(request: web.Request, *, chunked: bool = False) -> web.StreamRe
     return response
 
 
-async def _follow_memory(
-    request: web.Request,
-    response: web.StreamResponse,
-    store: MemoryStore,
-    stream_id: str,
-    after: str | None,
-    *,
-    keepalive: float,
-    lease: float,
-    owner_timeout: float,
-) -> None:
-    """:func:`_follow` for the in-process store: ready-made frames, no await to read them.
+class _Follower:
+    """One client's follower: what every follower does, whatever the store.
 
-    While the client keeps up, the follower subscribes to the stream: the store hands each
-    new frame to it as it is stored, and it goes straight to the socket as an HTTP chunk,
-    without waking this task. The terminal event, a socket that falls behind (more than
-    ``_HIGH_WATER`` bytes unsent) or a client that left unsubscribe it, and the follower
-    reads from the store again, awaiting every write. One timer per follower paces the
-    keep-alive, the lease and the owner check, rescheduled only when it fires.
+    :meth:`run` writes the events as they arrive, and every ``period`` seconds renews the
+    listening lease; after a quiet period it sends a keep-alive comment when due and checks
+    that the generation's instance still beats: when it is gone, the follower stores the
+    stream's end, for every follower. Subclasses differ only in how events arrive
+    (:meth:`arrived`).
     """
-    loop = asyncio.get_running_loop()
-    period = min(keepalive, lease / 3, owner_timeout / 2)
-    transport = request.transport
-    push = transport is not None and response.chunked
-    waiter: asyncio.Future[None] | None = None
-    subscribed = sent = False
 
-    def tick() -> None:
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    __slots__ = ("after", "loop", "response", "sent", "store", "stream_id")
 
-    def sink(frame: bytes, event_id: str, terminal: bool) -> bool:
-        nonlocal after, sent, subscribed
+    def __init__(
+        self, response: web.StreamResponse, store: Store, stream_id: str, after: str | None
+    ) -> None:
+        self.response = response
+        self.store = store
+        self.stream_id = stream_id
+        self.after = after  # the id of the last event the client got
+        self.sent = False  # whether an event went to the client since the last check
+        self.loop = asyncio.get_running_loop()
+
+    async def run(self, *, keepalive: float, lease: float, owner_timeout: float) -> None:
+        loop, store, stream_id = self.loop, self.store, self.stream_id
+        period = min(keepalive, lease / 3, owner_timeout / 2)
+        last_write = loop.time()
+        due = last_write + period
+        try:
+            while True:
+                frames, ended = await self.arrived(due)
+                if frames:
+                    await self.response.write(frames)
+                    self.sent = True
+                if ended:
+                    await self.response.write_eof()
+                    return
+                now = loop.time()
+                if now < due:
+                    continue
+                if self.sent:
+                    last_write = now
+                elif now - last_write >= keepalive:
+                    await self.response.write(encode_comment())
+                    last_write = now
+                await store.renew_lease(stream_id, lease)
+                if not self.sent and not await store.alive(stream_id):
+                    await append(store, stream_id, ERROR, _lost())
+                self.sent = False
+                due = now + period
+        finally:
+            self.close()
+
+    async def arrived(self, deadline: float) -> tuple[bytes, bool]:
+        """The frames of the events that came by ``deadline`` (loop time) for the loop to
+        write (none at the deadline), and whether the stream ended."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what :meth:`arrived` holds."""
+
+
+class _Polling(_Follower):
+    """Any store: awaited reads that block until an event or the deadline; each event is
+    framed here."""
+
+    __slots__ = ("events",)
+
+    def __init__(
+        self,
+        response: web.StreamResponse,
+        store: Store,
+        stream_id: str,
+        after: str | None,
+        events: list[StreamEvent],
+    ) -> None:
+        super().__init__(response, store, stream_id, after)
+        self.events = events  # read before the response started
+
+    async def arrived(self, deadline: float) -> tuple[bytes, bool]:
+        events, self.events = self.events, []
+        if not events:
+            timeout = deadline - self.loop.time()
+            if timeout > 0:
+                events = await self.store.read(self.stream_id, self.after, timeout=timeout)
+            if not events:
+                return b"", False
+        frames = []
+        for event in events:
+            frames.append(event_frame(event.id, event.kind, event.data))
+            if event.terminal:
+                return b"".join(frames), True
+        self.after = events[-1].id
+        return b"".join(frames), False
+
+
+class _Subscribed(_Follower):
+    """A :class:`~.store.LocalStore`: ready-made frames, no await to read them.
+
+    While the client keeps up, the follower subscribes a sink that writes each frame as it
+    is stored straight to the socket as an HTTP chunk, without waking this task. The
+    terminal event, a socket that falls behind (more than ``_HIGH_WATER`` bytes unsent) or a
+    client that left drop it, and the task reads the frames and awaits their write; until
+    the client keeps up again (or over HTTP/1.0, without chunks), its sink only wakes the
+    task. One timer wakes it at each deadline.
+    """
+
+    __slots__ = ("local", "sink", "timer", "timer_due", "transport", "waiter")
+
+    def __init__(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        store: LocalStore,
+        stream_id: str,
+        after: str | None,
+    ) -> None:
+        super().__init__(response, store, stream_id, after)
+        self.local = store
+        self.transport = request.transport if response.chunked else None
+        self.waiter: asyncio.Future[None] | None = None
+        self.sink: FrameSink | None = None  # the one subscribed, if any
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_due = 0.0
+
+    async def arrived(self, deadline: float) -> tuple[bytes, bool]:
+        frames, self.after, ended = self.local.frames_after(self.stream_id, self.after)
+        if frames or ended:  # ended without frames: the stream expired under us
+            return b"".join(frames), ended
+        loop = self.loop
+        if loop.time() >= deadline:
+            return b"", False
+        if self.timer_due != deadline:
+            self.timer = loop.call_at(deadline, self._wake)
+            self.timer_due = deadline
+        # Nothing was awaited since the store was read: no event can slip in between.
+        if self.sink is None:
+            sink = self._push if _keeps_up(self.transport) else self._drop
+            if not self.local.subscribe(self.stream_id, sink):
+                return b"", False  # gone or ended since: the next read says which
+            self.sink = sink
+        self.waiter = loop.create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+        return b"", False
+
+    def _push(self, frame: bytes, event_id: str, terminal: bool) -> bool:
+        transport = self.transport
         if terminal or not _keeps_up(transport):
-            subscribed = False
-            tick()
-            return False
+            return self._drop(frame, event_id, terminal)
         assert transport is not None
         try:
             transport.write(b"%x\r\n%s\r\n" % (len(frame), frame))  # one HTTP/1.1 chunk
         except Exception:  # never the generation's problem: the follower finds out itself
-            subscribed = False
-            tick()
-            return False
-        after = event_id
-        sent = True
+            return self._drop(frame, event_id, terminal)
+        self.after = event_id
+        self.sent = True
         return True
 
-    last_write = loop.time()
-    due = last_write + period
-    timer = loop.call_at(due, tick)
-    try:
-        while True:
-            frames, after, ended = store.frames_after(stream_id, after)
-            if frames or ended:  # ended without frames: the stream expired under us
-                if frames:
-                    await response.write(b"".join(frames))
-                    sent = True
-                if ended:
-                    await response.write_eof()
-                    return
-                continue  # look again: more may have come while writing
-            now = loop.time()
-            if now >= due:
-                if sent:
-                    last_write = now
-                elif now - last_write >= keepalive:
-                    await response.write(encode_comment())
-                    last_write = now
-                await store.renew_lease(stream_id, lease)
-                if not sent and not await store.alive(stream_id):
-                    await append(store, stream_id, ERROR, _lost())
-                sent = False
-                due = now + period
-                timer = loop.call_at(due, tick)
-                continue
-            # Nothing was awaited since the store was read: no event can slip in between.
-            waiter = loop.create_future()
-            if push and not subscribed and _keeps_up(transport):
-                subscribed = store.subscribe(stream_id, sink)
-            if not subscribed:
-                store.add_waiter(stream_id, waiter)
-            try:
-                await waiter
-            finally:
-                store.forget_waiter(stream_id, waiter)
-                waiter = None
-    finally:
-        timer.cancel()
-        if subscribed:
-            store.unsubscribe(stream_id, sink)
+    def _drop(self, frame: bytes, event_id: str, terminal: bool) -> Literal[False]:
+        """A sink that takes no frame: it wakes the task, which reads them itself."""
+        self.sink = None
+        self._wake()
+        return False
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.sink is not None:
+            self.local.unsubscribe(self.stream_id, self.sink)
+            self.sink = None
 
 
 def _keeps_up(transport: asyncio.Transport | None) -> bool:
@@ -187,42 +279,3 @@ _HIGH_WATER = 64 * 1024
 def _lost() -> str:
     message = "The relay instance running this generation stopped answering."
     return relay_error("lost", "GenerationLost", message)
-
-
-async def _follow(
-    response: web.StreamResponse,
-    store: Store,
-    stream_id: str,
-    after: str | None,
-    events: list[StreamEvent],
-    *,
-    keepalive: float,
-    lease: float,
-    owner_timeout: float,
-) -> None:
-    renew_every = min(lease / 3, owner_timeout / 2)
-    wait = min(keepalive, renew_every)
-    renewed = last_write = time.monotonic()
-    while True:
-        if events:
-            parts = []
-            for event in events:
-                kind = None if event.kind == CHUNK else event.kind
-                parts.append(encode_event(event.data, event=kind, id=event.id))
-                if event.terminal:
-                    await response.write(b"".join(parts))
-                    await response.write_eof()
-                    return
-            after = events[-1].id
-            await response.write(b"".join(parts))
-            last_write = time.monotonic()
-        now = time.monotonic()
-        if now - last_write >= keepalive:
-            await response.write(encode_comment())
-            last_write = now
-        if now - renewed >= renew_every:
-            await store.renew_lease(stream_id, lease)
-            renewed = now
-            if not events and not await store.alive(stream_id):
-                await append(store, stream_id, ERROR, _lost())
-        events = await store.read(stream_id, after, timeout=wait)

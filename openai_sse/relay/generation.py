@@ -13,8 +13,7 @@ from ..client import Client
 from ..errors import StreamCancelled
 from .apis import Api, RunningStream
 from .errors import Redactor, error_event
-from .memory_store import MemoryStore
-from .store import CHUNK, DONE, ERROR, Store, StoreUnavailable
+from .store import CHUNK, DONE, ERROR, LocalStore, Store, StoreUnavailable
 
 __all__ = ["Generation", "StoreWriter"]
 
@@ -29,8 +28,8 @@ class StoreWriter:
     upstream (one write per chunk would hold each chunk back by that round trip). The end
     (``done`` or ``error``) is awaited until it is stored. A store that fails mid-stream fails
     the stream too (``raise_errors``): a generation nobody can read should stop paying for
-    tokens. The in-process :class:`MemoryStore` has no round trip: it is written at once,
-    from the hook, and gets each chunk's JSON as the bytes it arrived as.
+    tokens. A :class:`~.store.LocalStore` (the in-process store) has no round trip: it is
+    written at once, from the hook, and gets each chunk's JSON as the bytes it arrived as.
     """
 
     raise_errors = True
@@ -44,16 +43,16 @@ class StoreWriter:
         self._wake: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._error: StoreUnavailable | None = None
-        self._memory = store if isinstance(store, MemoryStore) else None
+        self._local = store if isinstance(store, LocalStore) else None
 
     def on_chunk(self, stream: object, chunk: Any) -> None:
-        memory = self._memory
-        if memory is None:
+        local = self._local
+        if local is None:
             self._put(CHUNK, chunk.to_json())
             return
         raw = raw_of(chunk)  # valid UTF-8 when bytes; the store frames line breaks in it
         data = raw if isinstance(raw, bytes) else chunk.to_json()
-        memory.extend_now(self.stream_id, ((CHUNK, data),))
+        local.extend_now(self.stream_id, ((CHUNK, data),))
 
     on_event = on_chunk  # a Responses event: the same
 
@@ -101,8 +100,8 @@ class StoreWriter:
                 self._wake = None
 
     async def _end(self, kind: str, data: str) -> None:
-        if self._memory is not None:
-            self._memory.extend_now(self.stream_id, ((kind, data),))
+        if self._local is not None:
+            self._local.extend_now(self.stream_id, ((kind, data),))
             return
         task = self._task
         if task is not None and not task.done() and self._error is None:

@@ -1,8 +1,8 @@
 """The in-process store: nothing to install, one relay process.
 
-Everything here is synchronous underneath, so the relay skips the awaits on its hot path:
-the generation's writer calls :meth:`MemoryStore.extend_now` from the chunk hook, and each
-follower takes ready-made SSE frames with :meth:`MemoryStore.frames_after` when woken.
+Everything here is synchronous underneath, so it offers :class:`~.store.LocalStore`: the
+relay stores chunks without an await and followers take ready-made SSE frames, pushed to
+them as they are stored.
 """
 
 from __future__ import annotations
@@ -11,28 +11,16 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
-from ..sse.encoder import encode_event
-from .store import CHUNK, TERMINAL_KINDS, InvalidEventId, StreamEvent
+from .store import TERMINAL_KINDS, FrameSink, InvalidEventId, StreamEvent, event_frame
 
 __all__ = ["MemoryStore"]
 
 # kind, data (JSON text, or its UTF-8 bytes as the upstream sent them), the event's SSE frame
 _Entry = tuple[str, "str | bytes", bytes]
-# Called with each new event's frame, its id and whether it ends the stream; False: drop me.
-Sink = Callable[[bytes, str, bool], bool]
 
 
 class _Log:
-    __slots__ = (
-        "alive_until",
-        "ended",
-        "entries",
-        "expires",
-        "first",
-        "lease_until",
-        "sinks",
-        "waiters",
-    )
+    __slots__ = ("alive_until", "ended", "entries", "expires", "first", "lease_until", "sinks")
 
     def __init__(self, lease_until: float, expires: float) -> None:
         self.entries: list[_Entry] = []
@@ -41,9 +29,7 @@ class _Log:
         self.lease_until = lease_until
         self.alive_until = 0.0
         self.expires = expires
-        # Futures of blocked readers, made only while somebody waits: appends stay cheap.
-        self.waiters: list[asyncio.Future[None]] = []
-        self.sinks: list[Sink] = []
+        self.sinks: list[FrameSink] = []  # followers, and readers blocked in read()
 
     def offset(self, after: str | None) -> int:
         """Index in ``entries`` of the first event after id ``after``."""
@@ -95,7 +81,6 @@ class MemoryStore:
     def extend_now(
         self, stream_id: str, events: Sequence[tuple[str, str | bytes]]
     ) -> list[str] | None:
-        """:meth:`extend` without an await; ``data`` may also be JSON as UTF-8 bytes."""
         log = self._get(stream_id)
         if log is None or log.ended:
             return None
@@ -103,7 +88,7 @@ class MemoryStore:
         entries = log.entries
         for kind, data in events:
             event_id = str(log.first + len(entries))
-            frame = _frame(event_id, kind, data)
+            frame = event_frame(event_id, kind, data)
             entries.append((kind, data, frame))
             ids.append(event_id)
             terminal = kind in TERMINAL_KINDS
@@ -117,11 +102,6 @@ class MemoryStore:
             del entries[:excess]
             log.first += excess
         log.expires = time.monotonic() + self.ttl
-        if log.waiters:
-            for waiter in log.waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-            log.waiters.clear()
         return ids
 
     async def read(self, stream_id: str, after: str | None, *, timeout: float) -> list[StreamEvent]:
@@ -135,14 +115,19 @@ class MemoryStore:
             if timeout <= 0:
                 return []
             loop = asyncio.get_running_loop()
-            waiter = loop.create_future()
-            log.waiters.append(waiter)
+            waiter: asyncio.Future[None] = loop.create_future()
+
+            def wake(frame: bytes, event_id: str, terminal: bool) -> bool:
+                _wake(waiter)
+                return False
+
+            log.sinks.append(wake)
             timer = loop.call_later(timeout, _wake, waiter)
             try:
                 await waiter
             finally:
                 timer.cancel()
-                self.forget_waiter(stream_id, waiter)
+                self.unsubscribe(stream_id, wake)
             offset = log.offset(after)
         first = log.first + offset
         return [
@@ -153,11 +138,6 @@ class MemoryStore:
     def frames_after(
         self, stream_id: str, after: str | None
     ) -> tuple[list[bytes], str | None, bool]:
-        """The SSE frames of the events after id ``after``, the last id, whether it ended.
-
-        Raises :class:`InvalidEventId` as ``read(..., timeout=0)`` does. A stream that is
-        gone (expired) reads as ended with nothing more.
-        """
         log = self._get(stream_id)
         if log is None:
             return [], after, True
@@ -168,33 +148,17 @@ class MemoryStore:
         last = str(log.first + len(entries) - 1)
         return [entry[2] for entry in entries[offset:]], last, log.ended
 
-    def subscribe(self, stream_id: str, sink: Sink) -> bool:
-        """Call ``sink`` from :meth:`extend_now` with every event stored from now on, until
-        it returns False; False if the stream is gone or ended."""
+    def subscribe(self, stream_id: str, sink: FrameSink) -> bool:
         log = self._get(stream_id)
         if log is None or log.ended:
             return False
         log.sinks.append(sink)
         return True
 
-    def unsubscribe(self, stream_id: str, sink: Sink) -> None:
+    def unsubscribe(self, stream_id: str, sink: FrameSink) -> None:
         log = self._logs.get(stream_id)
         if log is not None and sink in log.sinks:
             log.sinks.remove(sink)
-
-    def add_waiter(self, stream_id: str, waiter: asyncio.Future[None]) -> None:
-        """Resolve ``waiter`` at the next event stored (at once if the stream is gone)."""
-        log = self._get(stream_id)
-        if log is None:
-            _wake(waiter)
-        else:
-            log.waiters.append(waiter)
-
-    def forget_waiter(self, stream_id: str, waiter: asyncio.Future[None]) -> None:
-        """Drop a waiter that was resolved some other way (a timer)."""
-        log = self._logs.get(stream_id)
-        if log is not None and waiter in log.waiters:
-            log.waiters.remove(waiter)
 
     async def renew_lease(self, stream_id: str, lease: float) -> None:
         log = self._get(stream_id)
@@ -233,15 +197,6 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"<MemoryStore streams={len(self._logs)}>"
-
-
-def _frame(event_id: str, kind: str, data: str | bytes) -> bytes:
-    """The event as the follower sends it; a chunk's one-line JSON bytes are framed as is."""
-    if isinstance(data, bytes):
-        if kind == CHUNK and b"\n" not in data and b"\r" not in data:
-            return b"id: %s\ndata: %s\n\n" % (event_id.encode(), data)
-        data = data.decode()
-    return encode_event(data, event=None if kind == CHUNK else kind, id=event_id)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

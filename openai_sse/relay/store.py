@@ -6,6 +6,10 @@ heartbeat (renewed by the instance that runs the generation; followers end the s
 that instance is gone) and a stop channel (the instance that runs a generation hears a stop
 asked for on any instance).
 The relay's logic is written once against this protocol; the stores only keep data.
+
+A store kept in this process may also offer :class:`LocalStore`, the same data without
+awaits: the relay then stores chunks from the SDK's chunk hook and hands their SSE frames
+straight to the followers that keep up.
 """
 
 from __future__ import annotations
@@ -13,16 +17,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
+from ..sse.encoder import encode_event
+
 __all__ = [
     "CHUNK",
     "DONE",
     "ERROR",
     "TERMINAL_KINDS",
+    "FrameSink",
     "InvalidEventId",
+    "LocalStore",
     "Store",
     "StoreUnavailable",
     "StreamEvent",
     "append",
+    "event_frame",
 ]
 
 CHUNK = "chunk"
@@ -104,6 +113,56 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+
+FrameSink = Callable[[bytes, str, bool], bool]
+"""Takes each new event's SSE frame, its id and whether it ends the stream; False: drop me."""
+
+
+@runtime_checkable
+class LocalStore(Store, Protocol):
+    """A :class:`Store` in this process, which can be written and read without an await.
+
+    An optional capability: the relay checks for it (``isinstance(store, LocalStore)``) and
+    then takes its fast path. The generation stores each chunk at once, from the SDK's chunk
+    hook, as the JSON bytes it arrived as (no writer task, no batches); each follower sends
+    ready-made frames (see :func:`event_frame`), and while its client keeps up it subscribes
+    a sink that writes each frame to the socket as it is stored, without waking its task.
+    A store without it (:class:`~openai_sse.relay.RedisStore`) is written in batches by a
+    task and followed with awaited, blocking reads.
+    """
+
+    def extend_now(
+        self, stream_id: str, events: Sequence[tuple[str, str | bytes]]
+    ) -> list[str] | None:
+        """:meth:`Store.extend` without an await; ``data`` may also be JSON as UTF-8 bytes.
+
+        Before it returns, every sink subscribed to the stream is called with each event
+        stored, in order (:meth:`Store.extend` calls them too); a sink that returns False is
+        dropped. ``read`` gives bytes data back as text.
+        """
+
+    def frames_after(
+        self, stream_id: str, after: str | None
+    ) -> tuple[list[bytes], str | None, bool]:
+        """The :func:`event_frame` of each event after id ``after``, the last id, whether
+        the stream ended.
+
+        Raises :class:`InvalidEventId` as ``read(..., timeout=0)`` does. A stream that is
+        gone (expired) reads as ended with nothing more.
+        """
+
+    def subscribe(self, stream_id: str, sink: FrameSink) -> bool:
+        """Call ``sink`` with every event stored from now on, until it returns False;
+        False (and no call) if the stream is gone or ended."""
+
+    def unsubscribe(self, stream_id: str, sink: FrameSink) -> None:
+        """Stop calling ``sink``; nothing happens if it was dropped already."""
+
+
+def event_frame(event_id: str, kind: str, data: str | bytes) -> bytes:
+    """The SSE frame a follower sends for a stored event: chunks unnamed, ends named by kind."""
+    return encode_event(data, event=None if kind == CHUNK else kind, id=event_id)
 
 
 async def append(store: Store, stream_id: str, kind: str, data: str) -> str | None:

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from openai_sse import Timeout
-from openai_sse.relay import MemoryStore, Relay
+from openai_sse.relay import LocalStore, MemoryStore, Relay, Store
 from openai_sse.testing import Fault, MockServer, Reply
 
 from .conftest import UPSTREAM_KEY
@@ -269,6 +269,8 @@ class _SlowEnds:
         self.ending = asyncio.Event()
 
     def __getattr__(self, name: str) -> Any:
+        if name in ("extend_now", "frames_after", "subscribe", "unsubscribe"):
+            raise AttributeError(name)  # not a LocalStore: its ends go through extend
         return getattr(self.inner, name)
 
     async def extend(self, stream_id: str, events: Any) -> list[str] | None:
@@ -282,6 +284,7 @@ async def test_shutdown_lets_a_stream_finish_storing_its_end(
     upstream: MockServer, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = _SlowEnds()
+    assert isinstance(store, Store) and not isinstance(store, LocalStore)
     relay = await Relay(upstream=upstream.base_url, api_key=UPSTREAM_KEY, store=store).start()
     try:
         stream_id = await start(http, relay.url)
