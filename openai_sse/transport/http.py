@@ -61,6 +61,8 @@ async def send(
             if session.closed:
                 raise aiohttp.ClientConnectionError("The aiohttp session is closed.") from exc
             raise
+        if not isinstance(response, MaskedResponse):
+            _mask(response)  # a caller's own session makes plain responses
         location = response.headers.get("Location")
         if response.status not in _REDIRECTS or not location:
             return response
@@ -103,6 +105,22 @@ class MaskedResponse(aiohttp.ClientResponse):
     def __repr__(self) -> str:
         reason = (self.reason or "None").encode("ascii", "backslashreplace").decode("ascii")
         return f"<ClientResponse({mask_url(self.url)}) [{self.status} {reason}]>"
+
+
+def _mask(response: aiohttp.ClientResponse) -> None:
+    """Give ``response`` the masked repr: it reaches listeners, errors and logs."""
+    cls = type(response)
+    masked = _MASKED.get(cls)
+    if masked is None:
+        namespace = {"__repr__": MaskedResponse.__repr__, "__slots__": ()}
+        masked = _MASKED[cls] = type(cls.__name__, (cls,), namespace)
+    response.__class__ = masked
+
+
+# A response class -> its subclass with the masked repr.
+_MASKED: dict[type[aiohttp.ClientResponse], type[aiohttp.ClientResponse]] = {
+    aiohttp.ClientResponse: MaskedResponse
+}
 
 
 def watch_connection(response: aiohttp.ClientResponse) -> Callable[[], None]:

@@ -321,3 +321,32 @@ async def test_a_server_ignoring_stream_true_is_named_in_the_error(server: Local
             await client.chat.stream(model="m", messages=MESSAGES)
     assert "application/json" in str(caught.value)
     assert "stream: true" in str(caught.value)
+
+
+async def test_responses_of_a_callers_own_session_are_masked_too(server: LocalServer) -> None:
+    # The caller's session makes aiohttp's plain responses (or its own class): the ones this
+    # package hands out still show the URL masked.
+    class Custom(aiohttp.ClientResponse):
+        marker = True
+
+    server.route("/v1/chat/completions", lambda r: sse_response(r, PLAIN))
+    server.route("/v1/bad/chat/completions", status(404))
+    base = server.url("/v1").replace("http://", "http://user:url-password@")
+    query = {"api-key": "query-secret"}
+    for response_class in (aiohttp.ClientResponse, Custom):
+        async with (
+            aiohttp.ClientSession(response_class=response_class) as session,
+            Client(base_url=base, session=session, default_query=query) as client,
+        ):
+            stream = client.chat.stream(model="m", messages=MESSAGES)
+            await stream
+            assert isinstance(stream.response, response_class)
+            shown = repr(stream.response)
+            assert "127.0.0.1" in shown and "api-key=***" in shown
+            client.base_url = base + "/bad"
+            with pytest.raises(OpenAISSEError) as caught:
+                await client.chat.stream(model="m", messages=MESSAGES)
+            assert caught.value.response is not None
+            shown += repr(caught.value.response) + repr(caught.value)
+        for secret in ("url-password", "query-secret"):
+            assert secret not in shown
