@@ -217,13 +217,12 @@ class Client:
         """
         base = self._stream_headers if stream else self._headers
         merged = {**base, **headers} if headers else base
-        if (
-            headers
-            and base is not self._headers  # the Accept added here, not the client's own
-            and "Accept" not in headers
-            and any(name.lower() == "accept" for name in headers)
-        ):
-            del merged["Accept"]  # the caller's own spelling of it wins
+        if headers and base is not self._headers and "Accept" not in headers:
+            # The Accept added here, not the client's own: the caller's spelling of it wins.
+            for name in headers:
+                if name.lower() == "accept":
+                    del merged["Accept"]
+                    break
         if body is None:
             merged = {k: v for k, v in merged.items() if k.lower() != "content-type"}
             return Request(self._url(path), method, headers=merged)
@@ -476,8 +475,13 @@ class Chat:
 
 def _messages(messages: object) -> list[Any]:
     """``messages`` as a list, refusing the usual mistakes (a bare string, one dict)."""
-    if type(messages) is list and all(type(message) is dict for message in messages):
-        return messages  # the usual shape, checked without the slower ABC isinstance calls
+    if type(messages) is list:
+        # The usual shape, checked without the slower ABC isinstance calls.
+        for message in messages:
+            if type(message) is not dict:
+                break
+        else:
+            return messages
     example = "[{'role': 'user', 'content': 'Hello'}]"
     if isinstance(messages, (str, bytes, bytearray, Mapping)) or not isinstance(messages, Iterable):
         raise TypeError(

@@ -142,10 +142,10 @@ class Fanout:
             )
         cls = type(listener)
         verdicts = type(self)._verdicts
-        if cls not in verdicts:
-            verdicts[cls] = self._signature_problem(listener)
+        problem = verdicts.get(cls, "")  # "" for a class not seen yet: a problem has text
+        if problem == "":
+            problem = verdicts[cls] = self._signature_problem(listener)
             self._warn_misspelled(cls)
-        problem = verdicts[cls]
         if problem is not None:
             raise TypeError(problem)
 

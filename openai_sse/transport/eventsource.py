@@ -588,7 +588,7 @@ class EventSourceFactory:
         """
         if isinstance(request, str):
             request = Request(request)
-        if request.header("Accept") is None:
+        if "Accept" not in request.headers and request.header("Accept") is None:
             request = request.with_header("Accept", "text/event-stream")
         return EventSource(
             self.session,
@@ -627,6 +627,8 @@ _PHASE_TEXT: Final = {
 
 
 def _is_event_stream(content_type: str | None) -> bool:
+    if content_type == "text/event-stream":
+        return True  # as nearly every server spells it
     if not content_type:
         return False
     return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
