@@ -42,7 +42,8 @@ def encode_event(
     if data is None:
         return f"{head}\n".encode()
     if isinstance(data, bytes):
-        if b"\n" in data or b"\r" in data:
+        # LF or CR: a byte as an int is found with one memchr, quicker than b"\n" in data
+        if 10 in data or 13 in data:
             return b"%s%s\n" % (head.encode(), _byte_lines(data))
         return b"%sdata: %s\n\n" % (head.encode(), data)  # the usual one-line JSON: one copy
     if "\r" in data:
