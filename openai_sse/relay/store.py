@@ -116,7 +116,10 @@ class Store(Protocol):
 
 
 FrameSink = Callable[[bytes, str, bool], bool]
-"""Takes each new event's SSE frame, its id and whether it ends the stream; False: drop me."""
+"""Takes each new event's SSE frame, its id and whether it ends the stream; False: drop me.
+
+It runs inside the write (the generation's chunk hook), so it is quick and never raises.
+"""
 
 
 @runtime_checkable
