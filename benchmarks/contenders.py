@@ -366,6 +366,18 @@ async def first_token_openai_sse(client: Client, n: int) -> float:
     return listener.at - started
 
 
+async def first_token_openai_sse_iter(client: Client, n: int) -> float:
+    started = time.perf_counter()
+    at = 0.0
+    async with client.chat.stream(
+        model=MODEL, messages=MESSAGES, extra_headers=bench_headers(n)
+    ) as stream:
+        async for chunk in stream:
+            if not at and chunk.choices and chunk.choices[0].delta.content:
+                at = time.perf_counter()
+    return at - started
+
+
 async def first_token_aiohttp(session: aiohttp.ClientSession, url: str, n: int) -> float:
     started = time.perf_counter()
     at = 0.0
