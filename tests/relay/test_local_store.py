@@ -8,12 +8,14 @@ followers. Both must relay the same stream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
 
+from openai_sse import SSEDecoder
 from openai_sse.relay import (
     FrameSink,
     LocalStore,
@@ -191,3 +193,26 @@ async def test_a_sink_that_unsubscribes_gets_nothing_more() -> None:
     store.unsubscribe("s1", sink)
     store.extend_now("s1", [("chunk", "{}")])
     assert seen == ["1"]
+
+
+async def test_an_http_1_0_client_is_followed_without_chunks(
+    upstream: MockServer, http: aiohttp.ClientSession
+) -> None:
+    """Without HTTP chunks nothing can be pushed: the follower's sink only wakes it."""
+    upstream.enqueue(Reply(text=LONG))
+    relay = Relay(  # timers this long wake no follower during the test
+        upstream=upstream.base_url, api_key=UPSTREAM_KEY, keepalive=60, grace=600, owner_timeout=600
+    )
+    async with relay:
+        stream_id = await start(http, relay.url)
+        host, port = relay.url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET /v1/streams/{stream_id} HTTP/1.0\r\nHost: relay\r\n\r\n".encode())
+        raw = await asyncio.wait_for(reader.read(), 10)  # to the end: the relay closes
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") and b"chunked" not in head.lower()
+    got = SSEDecoder().feed(body)
+    assert final(got)[0] == "done" and content(got) == LONG
+    assert [int(e.id or 0) for e in got] == list(range(1, len(got) + 1))
