@@ -446,7 +446,12 @@ class Chat:
         request = client._request("chat/completions", body, extra_headers, stream=True)
         deadline = client._deadline()
         connect = client._connect(request, deadline)
-        stream = ChatStream(connect, listeners, retry_delay=client._retry_delay(deadline))
+        stream = ChatStream(
+            connect,
+            listeners,
+            retry_delay=client._retry_delay(deadline),
+            on_done=None if structured is None else structured.end,
+        )
         client._register(stream)
         return stream
 

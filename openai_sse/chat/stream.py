@@ -8,7 +8,7 @@ chunk, ``data: [DONE]``, errors sent inside the stream, and the accumulated comp
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import IncompleteStreamError, ProtocolError, StreamError
@@ -48,7 +48,11 @@ class ChatStream(BaseStream[ChatCompletionChunk, ChatCompletion]):
         *,
         retry_delay: RetryDelay | None = None,
         drain_timeout: float = DRAIN_TIMEOUT,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
+        # Called at ``data: [DONE]`` before the stream completes; what it raises fails the
+        # stream instead (structured output validates answers that had no finish reason).
+        self._on_done = on_done
         super().__init__(
             connect,
             ChatDispatcher(self, listeners),
@@ -76,6 +80,8 @@ class ChatStream(BaseStream[ChatCompletionChunk, ChatCompletion]):
         if data[:1] != b"{":
             stripped = data.strip()
             if stripped == b"[DONE]":
+                if self._on_done is not None:
+                    self._on_done()
                 return self._end_of_stream(source)
             if stripped[:1] != b"{":
                 raise _stream_error(_text(data), type)

@@ -150,9 +150,10 @@ class StructuredOutput:
     maps tool names to theirs (calls of other tools parse to plain JSON values).
 
     A choice is validated when its finish reason arrives, and a failure then fails the stream.
-    A server that ends with ``[DONE]`` without finish reasons gets its choices validated in
-    ``on_closed``, when the outcome is already decided: a failure there is logged and leaves
-    ``parsed`` at None.
+    A server that ends with ``[DONE]`` without finish reasons gets its choices validated at
+    ``[DONE]`` (:meth:`end`, called by the stream), with the same outcome. Registered by hand
+    on a stream that does not call :meth:`end`, such choices are validated in ``on_closed``,
+    when the outcome is already decided: a failure there is logged and leaves ``parsed`` at None.
     """
 
     raise_errors: ClassVar[bool] = True  # a parse or validation failure fails the stream
@@ -223,6 +224,13 @@ class StructuredOutput:
         if not call.closed:
             self._close_tool(call, index)
         tool_call.function.__dict__["parsed_arguments"] = call.parsed
+
+    def end(self) -> None:
+        """``[DONE]`` arrived: validate every choice that has no finish reason yet; a
+        :class:`StructuredOutputError` raised here fails the stream instead of completing it."""
+        for index, state in self._choices.items():
+            if not state.done:
+                self._finish(state, index, None)
 
     def on_closed(self, stream: Any, completion: Any) -> None:
         for choice in completion.choices:

@@ -22,6 +22,8 @@ from openai_sse.listeners.structured import (
 )
 from openai_sse.testing import MockServer, Reply, ToolCall
 
+from ..servers import LocalServer, sse_response
+
 MESSAGES = [{"role": "user", "content": "Who?"}]
 ANSWER = '{"name": "Ada Lovelace", "born": 1815, "langs": ["en", "fr"], "alive": false}'
 
@@ -331,3 +333,48 @@ async def test_async_partial_hooks_are_awaited_in_order(server: MockServer, clie
     assert seen[-1] == json.loads(ANSWER)
     assert all(a != b for a, b in itertools.pairwise(seen))  # called only when the value grew
     assert completion.choices[0].message.parsed.name == "Ada Lovelace"
+
+
+def _no_finish_reason(*texts: str) -> bytes:
+    """Content chunks then ``[DONE]``, no chunk carrying a finish reason (some servers)."""
+    chunks = [
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+        }
+        for text in texts
+    ]
+    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + (
+        b"data: [DONE]\n\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("texts", "outcome"),
+    [
+        (pieces(ANSWER), "parsed"),
+        (['{"name": "Ada", "born": "long ago",', ' "langs": [], "alive": true}'], "invalid"),
+        (['{"name": "Ada", "bo'], "cut"),
+    ],
+)
+async def test_done_without_finish_reason_is_validated_before_completing(
+    texts: list[str], outcome: str
+) -> None:
+    async with LocalServer() as raw:
+        raw.route("/v1/chat/completions", lambda r: sse_response(r, _no_finish_reason(*texts)))
+        async with raw.client() as client:
+            stream = client.chat.stream(model="m", messages=MESSAGES, response_format=Person)
+            if outcome == "parsed":
+                completion = await stream
+                assert completion.choices[0].message.parsed == msgspec.json.decode(
+                    ANSWER, type=Person
+                )
+                return
+            with pytest.raises(StructuredOutputError) as info:
+                await stream
+    assert info.value.text == "".join(texts)
+    assert info.value.snapshot is not None
+    assert info.value.snapshot.choices[0].message.content == "".join(texts)
