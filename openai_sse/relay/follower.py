@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Literal
 
 from aiohttp import web
@@ -108,8 +109,11 @@ class _Follower:
     async def run(self, *, keepalive: float, lease: float, owner_timeout: float) -> None:
         loop, store, stream_id = self.loop, self.store, self.stream_id
         period = min(keepalive, lease / 3, owner_timeout / 2)
-        last_write = loop.time()
-        due = last_write + period
+        # Checks are at least a period apart: counting quiet ones, not comparing clock
+        # readings, keeps the keep-alive due on a clock that ticks in milliseconds (uvloop).
+        quiet_checks_per_comment = math.ceil(keepalive / period - 1e-9)
+        quiet = 0
+        due = loop.time() + period
         try:
             while True:
                 frames, ended = await self.arrived(due)
@@ -122,11 +126,10 @@ class _Follower:
                 now = loop.time()
                 if now < due:
                     continue
-                if self.sent:
-                    last_write = now
-                elif now - last_write >= keepalive:
+                quiet = 0 if self.sent else quiet + 1
+                if quiet >= quiet_checks_per_comment:
                     await self.response.write(encode_comment())
-                    last_write = now
+                    quiet = 0
                 await store.renew_lease(stream_id, lease)
                 if not self.sent and not await store.alive(stream_id):
                     await append(store, stream_id, ERROR, _lost())
@@ -214,8 +217,10 @@ class _Subscribed(_Follower):
         loop = self.loop
         if loop.time() >= deadline:
             return b"", False
-        if self.timer_due != deadline:
-            self.timer = loop.call_at(deadline, self._wake)
+        if self.timer is None or self.timer_due != deadline:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = loop.call_at(deadline, self._tick)
             self.timer_due = deadline
         # Nothing was awaited since the store was read: no event can slip in between.
         if self.sink is None:
@@ -248,6 +253,12 @@ class _Subscribed(_Follower):
         self.sink = None
         self._wake()
         return False
+
+    def _tick(self) -> None:
+        # Fired: armed again if the deadline has not come by the loop's clock (uvloop runs
+        # timers up to a millisecond early by its own).
+        self.timer = None
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self.waiter

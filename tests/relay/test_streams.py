@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -369,3 +370,34 @@ async def test_followers_switch_between_taking_events_as_stored_and_reading_the_
     ids = [int(e.id or 0) for e in got]
     assert ids == list(range(1, len(got) + 1))
     assert calls > 6  # it did switch back and forth
+
+
+def test_a_quiet_stream_gets_its_keepalives_on_uvloop() -> None:
+    """uvloop may run a timer up to a millisecond before its time by its own clock: the
+    follower must arm it again, not wait without one until the next event."""
+    import uvloop
+
+    async def scenario() -> int:
+        store = MemoryStore()
+        await store.create("strm_quiet", lease=60)
+        await store.heartbeat("strm_quiet", 60)  # nothing comes, nothing ends
+        relay = await Relay(upstream="http://127.0.0.1:9/v1", store=store, keepalive=0.02).start()
+        url = f"{relay.url}/v1/streams/strm_quiet"
+        try:
+            async with aiohttp.ClientSession() as http, http.get(url) as response:
+                loop = asyncio.get_running_loop()
+                end = loop.time() + 0.5
+                raw = b""
+                while (left := end - loop.time()) > 0:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        raw += await asyncio.wait_for(response.content.readany(), left)
+        finally:
+            await relay.close()
+        return raw.count(b"\n:\n\n")
+
+    loop = uvloop.new_event_loop()
+    try:
+        comments = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert comments >= 5  # one every 20 ms of the 500: some two dozen
