@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ._loops import loop_name, uvloop_installed
 from ._version import __version__
 from .chat.listener import ChatListener
 
@@ -129,6 +130,18 @@ def _add_address(parser: argparse.ArgumentParser, default_port: int) -> None:
         type=_port,
         default=default_port,
         help="port to listen on; 0 picks a free one (%(default)s)",
+    )
+
+
+def _add_loop(parser: argparse.ArgumentParser) -> None:
+    """``--loop``, alike for every command that serves."""
+    from ._loops import LOOPS
+
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="event loop: uvloop (openai-sse[uvloop]) when installed, or as asked (%(default)s)",
     )
 
 
@@ -254,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="JSON (or JSON lines) reply script: one entry per request, then default replies",
     )
+    _add_loop(serve)
     serve.add_argument(
         "--api-key",
         metavar="KEY",
@@ -426,16 +440,21 @@ def _delay(rate: float | None) -> float:
     return 0.0 if rate == 0 else 1.0 / rate
 
 
-def _run(main: Callable[[], Coroutine[Any, Any, int]], on_interrupt: Callable[[], int]) -> int:
-    """``asyncio.run`` with Ctrl-C as a normal outcome.
+def _run(
+    main: Callable[[], Coroutine[Any, Any, int]],
+    on_interrupt: Callable[[], int],
+    loop: str = "asyncio",
+) -> int:
+    """Run ``main`` on ``loop`` (see :data:`openai_sse._loops.LOOPS`), with Ctrl-C as a
+    normal outcome.
 
     The coroutines install their own SIGINT handlers where the loop supports them; this
     catches the KeyboardInterrupt that arrives instead on platforms where it does not.
     """
-    import asyncio
+    from ._loops import run
 
     try:
-        return asyncio.run(main())
+        return run(main(), loop)
     except KeyboardInterrupt:
         return on_interrupt()
 
@@ -883,6 +902,8 @@ def _report_usage(
 
 def _serve_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _tolerant(sys.stderr)
+    if args.loop == "uvloop" and not uvloop_installed():
+        return _error("--loop uvloop needs uvloop: pip install 'openai-sse[uvloop]'")
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -923,7 +944,7 @@ def _serve_command(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
                 return _error(f"cannot listen on {args.host}:{args.port}: {_describe(error)}")
             try:
                 print(f"Serving OpenAI-compatible API at {server.base_url}", flush=True)
-                _say("press Ctrl-C to stop")
+                _say(f"press Ctrl-C to stop (event loop: {loop_name()})")
                 await stop.wait()
             finally:
                 await server.close()
@@ -932,7 +953,7 @@ def _serve_command(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
                 _remove_signal_handler(loop, name)
         return EXIT_OK
 
-    return _run(serve, lambda: EXIT_OK)
+    return _run(serve, lambda: EXIT_OK, args.loop)
 
 
 def _load_script(path: str) -> list[ScriptItem]:

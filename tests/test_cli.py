@@ -414,10 +414,13 @@ async def stream_text(client: Client, prompt: str) -> str:
 
 
 @posix_only
-async def test_serve_answers_the_official_client_and_ours_then_stops_on_sigterm() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_serve_answers_the_official_client_and_ours_then_stops_on_sigterm(
+    loop: str,
+) -> None:
     import openai
 
-    proc, base_url = await start_serve("--rate", "0")
+    proc, base_url = await start_serve("--rate", "0", "--loop", loop)
     try:
         async with openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0) as official:
             response = await official.chat.completions.create(
@@ -435,6 +438,7 @@ async def test_serve_answers_the_official_client_and_ours_then_stops_on_sigterm(
     assert "".join(pieces) == expected_answer("hello")
     assert ours == expected_answer("你好")
     assert code == 0
+    assert f"(event loop: {loop})" in err.decode()
     assert_clean(err.decode())
 
 
@@ -799,3 +803,16 @@ async def test_serve_names_the_script_file_and_entry(
     result = await run_cli("serve", "--port", "0", "--script", str(script))
     assert result.code == 1
     assert one_error_line(result.err).startswith(f"openai-sse: error: {script}: {where}")
+
+
+def test_serve_on_uvloop_without_uvloop_is_one_clear_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openai_sse import cli
+
+    monkeypatch.setattr(cli, "uvloop_installed", lambda: False)
+    assert cli.main(["serve", "--port", "0", "--loop", "uvloop"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    line = one_error_line(captured.err)
+    assert "pip install 'openai-sse[uvloop]'" in line
