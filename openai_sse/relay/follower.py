@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from typing import Literal
 
 from aiohttp import web
@@ -20,6 +19,7 @@ from .store import (
     StreamEvent,
     append,
     event_frame,
+    local_store,
 )
 
 __all__ = ["SSE_HEADERS", "follow"]
@@ -55,10 +55,11 @@ async def follow(
     """
     await store.renew_lease(stream_id, lease)
     follower: _Follower
-    if isinstance(store, LocalStore):
-        store.frames_after(stream_id, after)  # raises for an id never issued
+    local = local_store(store)
+    if local is not None:
+        local.frames_after(stream_id, after)  # raises for an id never issued
         response = await _start(request, chunked=request.version >= (1, 1))
-        follower = _Subscribed(request, response, store, stream_id, after)
+        follower = _Subscribed(request, response, local, stream_id, after)
     else:
         events = await store.read(stream_id, after, timeout=0)
         response = await _start(request)
@@ -87,14 +88,14 @@ async def _start(request: web.Request, *, chunked: bool = False) -> web.StreamRe
 class _Follower:
     """One client's follower: what every follower does, whatever the store.
 
-    :meth:`run` writes the events as they arrive, and every ``period`` seconds renews the
-    listening lease; after a quiet period it sends a keep-alive comment when due and checks
-    that the generation's instance still beats: when it is gone, the follower stores the
-    stream's end, for every follower. Subclasses differ only in how events arrive
-    (:meth:`arrived`).
+    :meth:`run` writes the events as they arrive, and a keep-alive comment whenever the
+    client has heard nothing for ``keepalive`` seconds. Every ``period`` seconds it renews
+    the listening lease and, after a period without events, checks that the generation's
+    instance still beats: when it is gone, the follower stores the stream's end, for every
+    follower. Subclasses differ only in how events arrive (:meth:`arrived`).
     """
 
-    __slots__ = ("after", "loop", "response", "sent", "store", "stream_id")
+    __slots__ = ("after", "loop", "response", "sent", "store", "stream_id", "written")
 
     def __init__(
         self, response: web.StreamResponse, store: Store, stream_id: str, after: str | None
@@ -105,36 +106,35 @@ class _Follower:
         self.after = after  # the id of the last event the client got
         self.sent = False  # whether an event went to the client since the last check
         self.loop = asyncio.get_running_loop()
+        self.written = 0.0  # loop time of the last write to the client
 
     async def run(self, *, keepalive: float, lease: float, owner_timeout: float) -> None:
         loop, store, stream_id = self.loop, self.store, self.stream_id
-        period = min(keepalive, lease / 3, owner_timeout / 2)
-        # Checks are at least a period apart: counting quiet ones, not comparing clock
-        # readings, keeps the keep-alive due on a clock that ticks in milliseconds (uvloop).
-        quiet_checks_per_comment = math.ceil(keepalive / period - 1e-9)
-        quiet = 0
-        due = loop.time() + period
+        period = min(lease / 3, owner_timeout / 2)
+        checked = self.written = loop.time()  # the response's headers just went out
         try:
             while True:
-                frames, ended = await self.arrived(due)
+                # Wake for the next check, or when the client will have heard nothing for
+                # ``keepalive`` seconds, whichever comes first.
+                frames, ended = await self.arrived(min(checked + period, self.written + keepalive))
                 if frames:
                     await self.response.write(frames)
                     self.sent = True
+                    self.written = loop.time()
                 if ended:
                     await self.response.write_eof()
                     return
                 now = loop.time()
-                if now < due:
-                    continue
-                quiet = 0 if self.sent else quiet + 1
-                if quiet >= quiet_checks_per_comment:
+                if now >= self.written + keepalive:
                     await self.response.write(encode_comment())
-                    quiet = 0
+                    self.written = now
+                if now < checked + period:
+                    continue
                 await store.renew_lease(stream_id, lease)
                 if not self.sent and not await store.alive(stream_id):
                     await append(store, stream_id, ERROR, _lost())
                 self.sent = False
-                due = now + period
+                checked = now
         finally:
             self.close()
 
@@ -246,6 +246,7 @@ class _Subscribed(_Follower):
             return self._drop(frame, event_id, terminal)
         self.after = event_id
         self.sent = True
+        self.written = self.loop.time()
         return True
 
     def _drop(self, frame: bytes, event_id: str, terminal: bool) -> Literal[False]:

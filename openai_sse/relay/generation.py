@@ -13,7 +13,7 @@ from ..client import Client
 from ..errors import StreamCancelled
 from .apis import Api, RunningStream
 from .errors import Redactor, error_event
-from .store import CHUNK, DONE, ERROR, LocalStore, Store, StoreUnavailable
+from .store import CHUNK, DONE, ERROR, Store, StoreUnavailable, local_store
 
 __all__ = ["Generation", "StoreWriter"]
 
@@ -43,7 +43,7 @@ class StoreWriter:
         self._wake: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._error: StoreUnavailable | None = None
-        self._local = store if isinstance(store, LocalStore) else None
+        self._local = local_store(store)
 
     def on_chunk(self, stream: object, chunk: Any) -> None:
         local = self._local

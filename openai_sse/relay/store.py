@@ -15,7 +15,7 @@ straight to the followers that keep up.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, cast, runtime_checkable
 
 from ..sse.encoder import encode_event
 
@@ -32,6 +32,7 @@ __all__ = [
     "StreamEvent",
     "append",
     "event_frame",
+    "local_store",
 ]
 
 CHUNK = "chunk"
@@ -126,7 +127,7 @@ It runs inside the write (the generation's chunk hook), so it is quick and never
 class LocalStore(Store, Protocol):
     """A :class:`Store` in this process, which can be written and read without an await.
 
-    An optional capability: the relay checks for it (``isinstance(store, LocalStore)``) and
+    An optional capability: the relay checks for it (:func:`local_store`) and
     then takes its fast path. The generation stores each chunk at once, from the SDK's chunk
     hook, as the JSON bytes it arrived as (no writer task, no batches); each follower sends
     ready-made frames (see :func:`event_frame`), and while its client keeps up it subscribes
@@ -161,6 +162,21 @@ class LocalStore(Store, Protocol):
 
     def unsubscribe(self, stream_id: str, sink: FrameSink) -> None:
         """Stop calling ``sink``; nothing happens if it was dropped already."""
+
+
+def local_store(store: Store) -> LocalStore | None:
+    """``store`` when it offers :class:`LocalStore`, else None.
+
+    Decided once per class: the protocol check looks up every method (some 17 µs), and the
+    relay asks at every stream start and every follower."""
+    cls = type(store)
+    local = _LOCAL.get(cls)
+    if local is None:
+        local = _LOCAL[cls] = isinstance(store, LocalStore)
+    return cast(LocalStore, store) if local else None
+
+
+_LOCAL: dict[type, bool] = {}
 
 
 def event_frame(event_id: str, kind: str, data: str | bytes) -> bytes:
