@@ -12,19 +12,18 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
+
+from .._loops import LOOPS, loop_name, run
 
 __all__ = ["DEFAULT_RELAY_PORT", "LOOPS", "add_relay_command", "relay_command", "run"]
-
-_T = TypeVar("_T")
 
 DEFAULT_RELAY_PORT = 8080
 
 
 def add_relay_command(commands: Any) -> argparse.ArgumentParser:
     """Add the ``relay`` subcommand to the ``openai-sse`` parser's subcommands."""
-    from ..cli import _add_address, _positive, _rate
+    from ..cli import _add_address, _add_loop, _positive, _rate
 
     relay: argparse.ArgumentParser = commands.add_parser(
         "relay",
@@ -82,43 +81,12 @@ def add_relay_command(commands: Any) -> argparse.ArgumentParser:
         metavar="TOKENS_PER_S",
         help="pace of the embedded server when there is no --upstream",
     )
-    relay.add_argument(
-        "--loop",
-        choices=LOOPS,
-        default="auto",
-        help="event loop: uvloop (openai-sse[uvloop]) when installed, or as asked (%(default)s)",
-    )
+    _add_loop(relay)
     relay.add_argument(
         "-v", "--verbose", action="store_true", help="log one line per request on standard error"
     )
     relay.set_defaults(handler=relay_command, command_parser=relay)
     return relay
-
-
-LOOPS = ("auto", "asyncio", "uvloop")
-
-
-def run(main: Coroutine[Any, Any, _T], loop: str = "auto") -> _T:
-    """``asyncio.run`` on uvloop when installed (``auto``) or asked for, else on asyncio.
-
-    uvloop's transports and callbacks cost a fraction of asyncio's, and a relay spends most
-    of its time in them: a few system calls and wake-ups per chunk.
-    """
-    if loop not in LOOPS:
-        main.close()
-        raise ValueError(f"loop must be one of {', '.join(LOOPS)}, not {loop!r}")
-    if loop != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if loop == "uvloop":
-                main.close()
-                raise RuntimeError(
-                    "--loop uvloop needs uvloop: pip install 'openai-sse[uvloop]'"
-                ) from None
-        else:
-            return uvloop.run(main)
-    return asyncio.run(main)
 
 
 def relay_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -187,7 +155,13 @@ async def _serve(args: argparse.Namespace, token: str | None, api_key: str | Non
         stack.push_async_callback(relay.close)
         shown = URL(upstream).with_user(None).with_password(None).with_query(None)
         where = "Redis" if args.redis else "memory"
-        _say(f"upstream {shown}; streams kept in {where}; token {'required' if token else 'off'}")
+        _say(
+            f"upstream {shown}; streams kept in {where}; token {'required' if token else 'off'}; "
+            f"event loop: {loop_name()}"
+        )
+        if args.loop == "auto" and loop_name() == "asyncio":
+            _say("uvloop is not installed; with it the relay needs about half the CPU per chunk")
+            _say("pip install 'openai-sse[relay]' (Linux and macOS)")
         print(f"openai-sse relay: serving on {relay.url}", flush=True)
         await _until_signalled()
 
