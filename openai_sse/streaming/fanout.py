@@ -67,6 +67,9 @@ class Fanout:
     LISTENER: ClassVar[type] = object
     """The API's listener base class: its inherited no-op hooks are not called at all."""
 
+    # Every hook with no calls: the table each stream's dispatcher starts from.
+    _no_hooks: ClassVar[dict[str, Sequence[_Call]]]
+
     # Listener class -> why it cannot be registered (None: it can); checked once per class.
     _verdicts: ClassVar[weakref.WeakKeyDictionary[type, str | None]] = weakref.WeakKeyDictionary()
     # Listener class -> the hooks it overrides, each with whether it is a non-terminal
@@ -78,6 +81,7 @@ class Fanout:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _KNOWN_HOOKS.update(cls.HOOKS)
+        cls._no_hooks = dict.fromkeys(cls.HOOKS, _NO_CALLS)
         cls._verdicts = weakref.WeakKeyDictionary()
         cls._overrides = weakref.WeakKeyDictionary()
 
@@ -198,7 +202,9 @@ class Fanout:
                 wanted.setdefault(name, []).append((listener, getattr(listener, name)))
                 any_async = any_async or is_async
         # Hooks nobody overrides share one empty tuple: a stream is built per request.
-        self._hooks = {**dict.fromkeys(self.HOOKS, _NO_CALLS), **wanted}
+        hooks = self._no_hooks.copy()
+        hooks.update(wanted)
+        self._hooks = hooks
         self._wanted = wanted.keys()
         self._any_async = any_async
         self._rebuilt()
@@ -364,6 +370,9 @@ class Fanout:
         self._failures.clear()
         if repeated:
             logger.error("Listener failures in this stream: %s", "; ".join(repeated))
+
+
+Fanout._no_hooks = dict.fromkeys(Fanout.HOOKS, _NO_CALLS)
 
 
 def _plain_class(cls: type, hooks: tuple[tuple[str, bool], ...]) -> bool:
