@@ -23,6 +23,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -1008,10 +1009,14 @@ async def first_token(server: ServerProcess, config: Config) -> dict[str, Any]:
         connections[key] = (after - before - 1) / 20  # minus the stats call itself
     samples: dict[str, list[float]] = {k: [] for k in runners}
     order = list(runners)
-    for i in range(config.ttft_samples):
-        # Rotated, so no client always runs right after the same other one (whose work
-        # leaves the CPU caches warm or cold for it).
-        for key in order[i % len(order) :] + order[: i % len(order)]:
+    shuffle = random.Random(1).shuffle
+    for _ in range(config.ttft_samples):
+        # A fresh order every round, so every client follows every other one equally often:
+        # the one before leaves the CPU caches warm or cold (the official package's run
+        # leaves them cold), and a fixed rotation would put the same client after it in most
+        # rounds.
+        shuffle(order)
+        for key in order:
             samples[key].append(await runners[key]() * 1e6)
     await client.close()
     await session.close()
@@ -1035,7 +1040,7 @@ async def first_token(server: ServerProcess, config: Config) -> dict[str, Any]:
 def print_first_token(result: dict[str, Any]) -> None:
     print(
         f"\n(f) time to first token on a warm connection, {result['samples']} rounds, each "
-        "client once per round in rotated order\n"
+        "client once per round in a shuffled order\n"
     )
     rows = [
         (
