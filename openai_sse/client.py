@@ -36,7 +36,7 @@ from .retries import RetryPolicy
 from .sse.decoder import DEFAULT_MAX_EVENT_SIZE
 from .transport import EventSource, EventSourceFactory, EventSourceListener, Request, Timeout
 from .transport.eventsource import map_transport_error, read_error_body
-from .transport.http import MaskedResponse, send
+from .transport.http import send
 from .transport.timeouts import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -186,7 +186,6 @@ class Client:
                 self._session = aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=0),
                     timeout=aiohttp.ClientTimeout(total=None),
-                    response_class=MaskedResponse,
                 )
             self._factory = EventSourceFactory(
                 self._session, timeout=self.timeout, max_event_size=self.max_event_size

@@ -62,7 +62,7 @@ async def send(
                 raise aiohttp.ClientConnectionError("The aiohttp session is closed.") from exc
             raise
         if not isinstance(response, MaskedResponse):
-            _mask(response)  # a caller's own session makes plain responses
+            _mask(response)  # sessions make plain responses (or a class of the caller's)
         location = response.headers.get("Location")
         if response.status not in _REDIRECTS or not location:
             return response
@@ -100,7 +100,8 @@ async def send(
 
 
 class MaskedResponse(aiohttp.ClientResponse):
-    """A response whose repr masks the URL's secrets (sessions the client makes use it)."""
+    """A response whose repr masks the URL's secrets: :func:`send` gives every response
+    it returns this repr."""
 
     def __repr__(self) -> str:
         reason = (self.reason or "None").encode("ascii", "backslashreplace").decode("ascii")
