@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._loops import loop_name, uvloop_installed
+from ._loops import LOOPS, loop_name, uvloop_installed
 from ._version import __version__
 from .chat.listener import ChatListener
 
@@ -135,8 +135,6 @@ def _add_address(parser: argparse.ArgumentParser, default_port: int) -> None:
 
 def _add_loop(parser: argparse.ArgumentParser) -> None:
     """``--loop``, alike for every command that serves."""
-    from ._loops import LOOPS
-
     parser.add_argument(
         "--loop",
         choices=LOOPS,

@@ -69,15 +69,23 @@ async def timed(
     return sent, pieces
 
 
+async def repeated(
+    session: aiohttp.ClientSession, server: MockServer, question: str
+) -> list[list[dict[str, Any]]]:
+    """The chunks of three identical chat requests with a tool, each read whole."""
+    bodies = []
+    for _ in range(3):
+        body = chat(question, tools=[WEATHER])
+        async with session.post(f"{server.base_url}/chat/completions", json=body) as r:
+            bodies.append(chunks(await r.read()))
+    return bodies
+
+
 async def test_repeated_requests_reuse_the_rendering_under_fresh_ids(
     session: aiohttp.ClientSession,
 ) -> None:
     async with MockServer(delay=0) as server:
-        url = f"{server.base_url}/chat/completions"
-        bodies = []
-        for _ in range(3):
-            async with session.post(url, json=chat("Weather in Paris?", tools=[WEATHER])) as r:
-                bodies.append(chunks(await r.read()))
+        bodies = await repeated(session, server, "Weather in Paris?")
         ids = {b[0]["id"] for b in bodies}
         call_ids = {c["choices"][0]["delta"]["tool_calls"][0]["id"] for c in (b[1] for b in bodies)}
         assert len(ids) == 3 and all(i.startswith("chatcmpl-") and len(i) == 38 for i in ids)
@@ -164,14 +172,10 @@ async def test_a_paced_re_send_carries_its_fresh_ids_in_every_chunk(
     session: aiohttp.ClientSession,
 ) -> None:
     async with MockServer(delay=0.002) as server:
-        url = f"{server.base_url}/chat/completions"
-        ids = []
-        for _ in range(3):
-            async with session.post(url, json=chat("Weather in Oslo?", tools=[WEATHER])) as r:
-                got = chunks(await r.read())
-            assert len({c["id"] for c in got}) == 1
-            ids.append(got[0]["id"])
-        assert len(set(ids)) == 3
+        bodies = await repeated(session, server, "Weather in Oslo?")
+    for got in bodies:
+        assert len({c["id"] for c in got}) == 1
+    assert len({got[0]["id"] for got in bodies}) == 3
 
 
 async def test_cached_script_items_are_still_consumed_in_order(
