@@ -38,7 +38,9 @@ class ChatStream(BaseStream[ChatCompletionChunk, ChatCompletion]):
     :class:`~openai_sse.IncompleteStreamError`.
     """
 
-    dispatcher: ChatDispatcher
+    DISPATCHER = ChatDispatcher
+    ACCUMULATOR = ChatCompletionAccumulator
+    _dispatcher: ChatDispatcher
     _accumulator: ChatCompletionAccumulator
 
     def __init__(
@@ -55,8 +57,7 @@ class ChatStream(BaseStream[ChatCompletionChunk, ChatCompletion]):
         self._on_done = on_done
         super().__init__(
             connect,
-            ChatDispatcher(self, listeners),
-            ChatCompletionAccumulator(),
+            listeners,
             retry_delay=retry_delay,
             drain_timeout=drain_timeout,
         )
@@ -90,8 +91,8 @@ class ChatStream(BaseStream[ChatCompletionChunk, ChatCompletion]):
             raise _error_from_payload(chunk.to_dict())
         completed = self._accumulator.add(chunk)
         if self._received(chunk):
-            return self._hand_off(self.dispatcher.dispatch(chunk, completed))
-        return self.dispatcher.dispatch(chunk, completed)
+            return self._hand_off(self._dispatcher.dispatch(chunk, completed))
+        return self._dispatcher.dispatch(chunk, completed)
 
     def _has_token(self, chunk: ChatCompletionChunk) -> bool:
         for choice in chunk.choices:

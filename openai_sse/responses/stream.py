@@ -68,7 +68,9 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
     delivered are skipped, so listeners see each event once.
     """
 
-    dispatcher: ResponseDispatcher
+    DISPATCHER = ResponseDispatcher
+    ACCUMULATOR = ResponseAccumulator
+    _dispatcher: ResponseDispatcher
     _accumulator: ResponseAccumulator
 
     def __init__(
@@ -93,8 +95,7 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
         self._pending_error: StreamError | None = None
         super().__init__(
             connect,
-            ResponseDispatcher(self, listeners),
-            ResponseAccumulator(),
+            listeners,
             retry_delay=retry_delay,
             drain_timeout=drain_timeout,
         )
@@ -128,7 +129,7 @@ class ResponseStream(BaseStream[ev.ResponseStreamEvent, Response]):
         self._resumes = 0
         self._accumulator.add(event)
         first = self._received(event)
-        pending = self.dispatcher.dispatch(event, None)
+        pending = self._dispatcher.dispatch(event, None)
         if first:
             pending = self._hand_off(pending)
         if event.__class__ not in _ENDINGS:

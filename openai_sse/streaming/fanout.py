@@ -87,17 +87,23 @@ class Fanout:
 
     def __init__(self, stream: object, listeners: Iterable[object] = ()) -> None:
         self.stream = stream
-        self._listeners: list[object] = []
         self._hooks: dict[str, Sequence[_Call]]  # set by _rebuild below
         self._wanted: KeysView[str]  # the hooks some listener overrides
         self._any_async = False
         # (id(listener), hook) -> [listener, failure count, last failure as text]
         self._failures: dict[tuple[int, str], list[Any]] = {}
-        for listener in listeners:
-            if listener not in self._listeners:
-                self._check(listener)
-                self._listeners.append(listener)
+        self._listeners: list[object] = self.checked(listeners)
         self._rebuild()  # once for all of them
+
+    @classmethod
+    def checked(cls, listeners: Iterable[object]) -> list[object]:
+        """``listeners`` in order without repeats, each checked as :meth:`add_listener` does."""
+        out: list[object] = []
+        for listener in listeners:
+            if listener not in out:
+                cls._check(listener)
+                out.append(listener)
+        return out
 
     # -- registration ---------------------------------------------------------------------
 
@@ -130,33 +136,34 @@ class Fanout:
         """Whether any registered listener overrides ``hook``."""
         return bool(self._hooks[hook])
 
-    def _check(self, listener: object) -> None:
-        hooks = self.HOOKS
+    @classmethod
+    def _check(cls, listener: object) -> None:
+        hooks = cls.HOOKS
         if isinstance(listener, type):
             raise TypeError(
                 f"{listener.__qualname__} is a class; register an instance of it "
                 f"({listener.__qualname__}(...))."
             )
-        if not isinstance(listener, self.LISTENER) and not any(
+        if not isinstance(listener, cls.LISTENER) and not any(
             callable(getattr(listener, name, None)) for name in hooks
         ):
             raise TypeError(
                 f"{listener!r} ({type(listener).__qualname__}) is not a listener: it has none "
                 f"of the hooks {', '.join(hooks)}."
             )
-        cls = type(listener)
-        verdicts = type(self)._verdicts
-        problem = verdicts.get(cls, "")  # "" for a class not seen yet: a problem has text
+        kind = type(listener)
+        problem = cls._verdicts.get(kind, "")  # "" for a class not seen yet: a problem has text
         if problem == "":
-            problem = verdicts[cls] = self._signature_problem(listener)
-            self._warn_misspelled(cls)
+            problem = cls._verdicts[kind] = cls._signature_problem(listener)
+            cls._warn_misspelled(kind)
         if problem is not None:
             raise TypeError(problem)
 
-    def _signature_problem(self, listener: object) -> str | None:
+    @classmethod
+    def _signature_problem(cls, listener: object) -> str | None:
         """A hook that cannot take the arguments this API passes would fail on every call."""
-        base = self.LISTENER
-        for name in self.HOOKS:
+        base = cls.LISTENER
+        for name in cls.HOOKS:
             expected = getattr(base, name, None)
             method = getattr(listener, name, None)
             if expected is None or method is None:
@@ -176,19 +183,20 @@ class Fanout:
                 )
         return None
 
-    def _warn_misspelled(self, cls: type) -> None:
-        known = _KNOWN_HOOKS | set(self.HOOKS)
-        for name in dir(cls):
+    @classmethod
+    def _warn_misspelled(cls, kind: type) -> None:
+        known = _KNOWN_HOOKS | set(cls.HOOKS)
+        for name in dir(kind):
             if name in known or name.startswith("_") or not name.lower().startswith("on"):
                 continue
-            if not callable(getattr(cls, name, None)):
+            if not callable(getattr(kind, name, None)):
                 continue
             import difflib  # only for a method that looks like a hook, so imported here
 
             close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
             if close:
                 warnings.warn(
-                    f"{cls.__qualname__}.{name} is not a listener hook and will never be "
+                    f"{kind.__qualname__}.{name} is not a listener hook and will never be "
                     f"called; did you mean {close[0]}?",
                     ListenerHookWarning,
                     stacklevel=_user_stacklevel(),

@@ -8,7 +8,9 @@
 The stream owns the state (response, snapshot, metrics, outcome, retry); its dispatcher (a
 :class:`~openai_sse.streaming.Fanout`) only turns a decoded event into hook calls.
 
-An API builds its stream by subclassing :class:`BaseStream` and implementing:
+An API builds its stream by subclassing :class:`BaseStream`, naming its ``DISPATCHER`` (a
+:class:`~openai_sse.streaming.Fanout` subclass) and ``ACCUMULATOR`` (made with no arguments), and
+implementing:
 
 * ``_decode_event(id, type, data)``: the typed item, None to skip the event, or
   :data:`END` for an end marker (``data: [DONE]``); raise a typed error to fail the stream;
@@ -18,7 +20,7 @@ An API builds its stream by subclassing :class:`BaseStream` and implementing:
 * ``_on_eof()``: the connection ended without a terminal item: None completes, or the error;
 * ``_completion_tokens()``: generated tokens as the server reported them, if it did.
 
-The accumulator passed to ``__init__`` has ``add(item)`` (its return value reaches the
+The accumulator has ``add(item)`` (its return value reaches the
 dispatcher as ``context``) and a ``snapshot`` property valid at any moment.
 """
 
@@ -29,8 +31,8 @@ import logging
 import time
 from asyncio import current_task
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Protocol, TypeVar, cast
 
 from ..errors import OpenAISSEError, StreamCancelled
 from ..transport.listener import EventSourceListener
@@ -98,23 +100,26 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
     once when it is garbage collected, as asyncio does for a task's exception.
     """
 
-    dispatcher: Fanout
+    DISPATCHER: ClassVar[type[Fanout]]
+    ACCUMULATOR: ClassVar[type[Accumulator[Any, Any]]]
+
+    _dispatcher: Fanout  # made by _build, see __init__
 
     def __init__(
         self,
         connect: Connect,
-        dispatcher: Fanout,
-        accumulator: Accumulator[ItemT, ResultT],
+        listeners: Iterable[object] = (),
         *,
         retry_delay: RetryDelay | None = None,
         drain_timeout: float = DRAIN_TIMEOUT,
     ) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._listeners = self.DISPATCHER.checked(listeners)  # a bad listener raises here
+        self._built = False
+        self._loop = loop = asyncio.get_running_loop()
         self._connect = connect
         self._retry_delay = retry_delay
         self._drain_timeout = drain_timeout
-        self._accumulator = accumulator
-        self.dispatcher = dispatcher
+        self._accumulator: Accumulator[ItemT, ResultT] = self.ACCUMULATOR()
         self.metrics = StreamMetrics()
         self._response: aiohttp.ClientResponse | None = None
         self._finished = False
@@ -139,6 +144,18 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
         self._counted_source: EventSource | None = None
         self._counted = 0
         self._source: EventSource = connect(self)
+        # The source's task sends the request at the next loop turn, and aiohttp writes it one
+        # turn later, in a task of its own. The listeners' dispatcher is made two turns from
+        # now, while the server works, instead of before the request is written: with the CPU
+        # caches cold, as an application's other work leaves them, that is a sizeable part of
+        # the time to first token. Whatever needs it sooner makes it then (``dispatcher``).
+        loop.call_soon(loop.call_soon, self._build)
+
+    def _build(self) -> Fanout:
+        if not self._built:
+            self._dispatcher = self.DISPATCHER(self, self._listeners)
+            self._built = True
+        return self._dispatcher
 
     # -- public surface -------------------------------------------------------------------
 
@@ -161,6 +178,11 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
     def done(self) -> bool:
         """True once the outcome is decided (completed, failed or cancelled)."""
         return self._finished
+
+    @property
+    def dispatcher(self) -> Fanout:
+        """The fan-out to this stream's listeners."""
+        return self._dispatcher if self._built else self._build()
 
     def add_listener(self, listener: object) -> None:
         self.dispatcher.add_listener(listener)
@@ -299,7 +321,7 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
             return self._end_of_stream(source)
         context = self._accumulator.add(item)
         first = self._received(item)
-        pending = self.dispatcher.dispatch(item, context)
+        pending = self._dispatcher.dispatch(item, context)  # made by on_open
         if first:
             pending = self._hand_off(pending)
         outcome = self._terminal_outcome(item)

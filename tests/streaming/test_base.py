@@ -60,8 +60,8 @@ class Words:
 
 
 class WordStream(BaseStream[str, list[str]]):
-    def __init__(self, connect: Any, listeners: Iterable[object] = ()) -> None:
-        super().__init__(connect, WordDispatcher(self, listeners), Words())
+    DISPATCHER = WordDispatcher
+    ACCUMULATOR = Words
 
     def _decode_event(self, id: str | None, type: str | None, data: str) -> Any:
         return END if data == "[END]" else data
@@ -241,6 +241,29 @@ async def test_non_listener_is_a_type_error_at_the_call(
     with pytest.raises(TypeError, match="is a class; register an instance"):
         start(server, session, body("end"), listeners=[Log])
     assert server.requests == []
+
+
+async def test_listeners_are_served_when_added_at_once_or_failed_before_any_response(
+    server: LocalServer, session: aiohttp.ClientSession
+) -> None:
+    # The dispatcher is made after the request is written, or sooner when something needs it.
+    log: list[tuple[str, ...]] = []
+    stream = start(server, session, body("a", "end"), listeners=[Log("x", log)])
+    stream.add_listener(Log("y", log))
+    assert await stream == ["a", "end"]
+    assert [entry for entry in log if entry[0] == "y"] == [
+        ("y", "open", "200"),
+        ("y", "a"),
+        ("y", "end"),
+        ("y", "closed", "a", "end"),
+    ]
+
+    log.clear()
+    cancelled = start(server, session, body("a", "end"), listeners=[Log("x", log)])
+    cancelled.cancel()  # fails at the source's first step, before the dispatcher's turn
+    with pytest.raises(StreamCancelled):
+        await cancelled
+    assert log == [("x", "failure", "StreamCancelled")]
 
 
 async def test_misspelled_hook_warns_once_per_class(
