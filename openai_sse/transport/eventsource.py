@@ -115,6 +115,8 @@ class EventSource:
         # fires at the earliest moment one could expire and is re-armed then, never per read:
         # a timer per phase and per read would cost more than the reads themselves.
         self._watchdog: asyncio.TimerHandle | None = None
+        # The earliest time the watchdog must fire, waiting for _watch_soon to arm it.
+        self._watch_at: float | None = None
         # The loop time by which the current attempt must deliver an event, or None.
         self._first_event_at: float | None = None
         # When the current wait on the network began (None when not waiting), so time spent
@@ -205,6 +207,24 @@ class EventSource:
                 timer.cancel()
             self._watchdog = self._loop.call_at(at, self._on_watchdog)
 
+    def _watch_soon(self, at: float) -> None:
+        """:meth:`_watch` two loop turns from now, once aiohttp has written the request.
+
+        Arming a timer pushes it onto the loop's heap, which costs most when the CPU caches
+        are cold, and it would delay the request itself; a timeout counted from ``at`` loses
+        nothing by being armed a few microseconds later."""
+        pending = self._watch_at
+        if pending is None:
+            loop = self._loop
+            loop.call_soon(loop.call_soon, self._watch_pending)
+        if pending is None or at < pending:
+            self._watch_at = at
+
+    def _watch_pending(self) -> None:
+        at, self._watch_at = self._watch_at, None
+        if at is not None and not self._terminated:
+            self._watch(at)
+
     def _on_watchdog(self) -> None:
         self._watchdog = None
         if self._terminated or self._stop_reason is not None:
@@ -251,9 +271,9 @@ class EventSource:
             if self._deadline <= self._loop.time():
                 self._interrupt("total")
             else:
-                self._watch(self._deadline)
+                self._watch_soon(self._deadline)
         if idle is not None:
-            self._watch(self._loop.time() + idle)
+            self._watch_soon(self._loop.time() + idle)
         try:
             failures = 0
             while (delivered := await self._attempt()) is not None:
@@ -327,7 +347,7 @@ class EventSource:
         self._ready_state = ReadyState.CONNECTING
         if timeout.first_event is not None:
             self._first_event_at = self._loop.time() + timeout.first_event
-            self._watch(self._first_event_at)
+            self._watch_soon(self._first_event_at)
         response: aiohttp.ClientResponse | None = None
         delivered = False
         error: BaseException | None = None

@@ -305,6 +305,37 @@ async def test_first_event_timeout_before_headers(session: aiohttp.ClientSession
     assert rec.failure_response is None
 
 
+async def test_watchdog_is_armed_once_the_request_is_out_and_never_after_the_end(
+    session: aiohttp.ClientSession,
+) -> None:
+    reached = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        reached.set()
+        await hang()
+        raise AssertionError
+
+    async with LocalServer({"/": handler}) as server:
+        factory = EventSources.create_factory(session, timeout=Timeout(first_event=30, idle=None))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        source = factory.new_event_source(Request(server.url("/")), Recorder())
+        await asyncio.wait_for(reached.wait(), 5)
+        timer = source._watchdog
+        assert timer is not None and started + 30 <= timer.when() <= loop.time() + 30
+        source.cancel()
+        await source.wait()
+        assert source._watchdog is None and timer.cancelled()
+
+        # Over before the deferred arming runs: no timer is left behind for 30 s.
+        early = factory.new_event_source(Request(server.url("/")), Recorder())
+        early.cancel()
+        await early.wait()
+        for _ in range(3):
+            await asyncio.sleep(0)  # the turns the arming waits for
+        assert early._watchdog is None
+
+
 async def test_keepalive_comments_do_not_defeat_first_event_timeout(
     session: aiohttp.ClientSession,
 ) -> None:
