@@ -114,7 +114,8 @@ class EventSource:
         # One watchdog timer per source checks every phase (total, first event, idle). It
         # fires at the earliest moment one could expire and is re-armed then, never per read:
         # a timer per phase and per read would cost more than the reads themselves.
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog: asyncio.Handle | None = None
+        self._watchdog_at = 0.0  # the loop time the watchdog was armed for
         # The earliest time the watchdog must fire, waiting for _watch_soon to arm it.
         self._watch_at: float | None = None
         # The loop time by which the current attempt must deliver an event, or None.
@@ -202,9 +203,12 @@ class EventSource:
     def _watch(self, at: float) -> None:
         """Make sure the watchdog fires no later than loop time ``at``."""
         timer = self._watchdog
-        if timer is None or at < timer.when():
+        if timer is None or at < self._watchdog_at:
             if timer is not None:
                 timer.cancel()
+            # Its own record of the time: for a time already past, uvloop's call_at returns a
+            # plain Handle, which has no when().
+            self._watchdog_at = at
             self._watchdog = self._loop.call_at(at, self._on_watchdog)
 
     def _watch_soon(self, at: float) -> None:
