@@ -418,7 +418,11 @@ class BaseStream(EventSourceListener, Generic[ItemT, ResultT]):
 
     def _end_of_stream(self, source: EventSource) -> Awaitable[None]:
         """The end marker: complete now; read what is left of the body briefly, then let go."""
-        self._drain = self._loop.call_later(self._drain_timeout, source.cancel)
+        response = source.response
+        if response is None or not response.content.is_eof():
+            # Only a body still arriving needs a bound; the usual one ended with the marker's
+            # read, and a timer per stream is a cost of its own.
+            self._drain = self._loop.call_later(self._drain_timeout, source.cancel)
         return self._complete(None)
 
     def _conclude(self, source: EventSource, outcome: BaseException | bool) -> Awaitable[None]:

@@ -404,6 +404,22 @@ async def test_done_completes_at_once_even_if_server_keeps_connection(
     assert listener.failures == []
 
 
+async def test_a_body_that_ends_with_done_needs_no_drain_timer(
+    server: LocalServer, client: Client
+) -> None:
+    # The end marker arrived with the end of the body: nothing is left to bound.
+    armed: list[bool] = []
+
+    class AtClose(ChatListener):
+        def on_closed(self, stream: Any, completion: ChatCompletion) -> None:
+            armed.append(stream._drain is not None)
+
+    route(server, serving(sse_bytes("01_openai_plain_content_usage.sse")))
+    for _ in range(3):
+        await client.chat.stream(model="m", messages=MESSAGES, listeners=[AtClose()])
+    assert armed == [False, False, False]
+
+
 async def test_eof_without_done_after_finish_is_complete(
     server: LocalServer, client: Client
 ) -> None:
