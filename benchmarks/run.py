@@ -691,6 +691,12 @@ def fmt(value: float | None) -> str:
 
 
 async def concurrency(server: ServerProcess, config: Config) -> dict[str, Any]:
+    # The first 1,000 streams in a fresh pair of processes start about a second slower,
+    # whichever client runs them (memory the processes have not grown to yet, a server
+    # that has not accepted so many connections before): an unmeasured run of the floor
+    # first, so the measured clients all meet the same warm state.
+    warm = await paced(server, "aiohttp", config.streams, config.rate, min(config.seconds, 2.0))
+    print(f"  warm-up, aiohttp {config.streams} streams: {summary(warm)}", flush=True)
     main = {}
     for kind in ("openai_sse", "openai", "aiohttp"):
         step = await paced(server, kind, config.streams, config.rate, config.seconds)
