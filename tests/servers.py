@@ -97,6 +97,17 @@ def hang() -> Awaitable[None]:
     return asyncio.get_running_loop().create_future()
 
 
+def hanging(arrived: asyncio.Event) -> Handler:
+    """A handler that sets ``arrived`` and never answers: only the client going away ends it."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        arrived.set()
+        await hang()
+        raise AssertionError("unreachable")
+
+    return handler
+
+
 def stalling_after(*chunks: bytes) -> Handler:
     """A handler that opens an event stream, writes ``chunks``, then waits for the client to go."""
 

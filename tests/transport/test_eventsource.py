@@ -31,7 +31,7 @@ from openai_sse.transport import (
     Timeout,
 )
 
-from ..servers import LocalServer, hang, sse_response, stalling_after
+from ..servers import LocalServer, hang, hanging, sse_response, stalling_after
 from .recorder import Recorder, SyncRecorder
 
 
@@ -309,13 +309,7 @@ async def test_watchdog_is_armed_once_the_request_is_out_and_never_after_the_end
     session: aiohttp.ClientSession,
 ) -> None:
     reached = asyncio.Event()
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        reached.set()
-        await hang()
-        raise AssertionError
-
-    async with LocalServer({"/": handler}) as server:
+    async with LocalServer({"/": hanging(reached)}) as server:
         factory = EventSources.create_factory(session, timeout=Timeout(first_event=30, idle=None))
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -507,13 +501,7 @@ async def test_cancel_from_other_task_while_read_blocks(session: aiohttp.ClientS
 
 async def test_cancel_before_response(session: aiohttp.ClientSession) -> None:
     arrived = asyncio.Event()
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        arrived.set()
-        await hang()
-        raise AssertionError
-
-    async with LocalServer({"/": handler}) as server:
+    async with LocalServer({"/": hanging(arrived)}) as server:
         rec = Recorder()
         source = EventSources.create_factory(session).new_event_source(
             Request(server.url("/")), rec
