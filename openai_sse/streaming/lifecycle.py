@@ -20,8 +20,8 @@ implementing:
 * ``_on_eof()``: the connection ended without a terminal item: None completes, or the error;
 * ``_completion_tokens()``: generated tokens as the server reported them, if it did.
 
-The accumulator has ``add(item)`` (its return value reaches the
-dispatcher as ``context``) and a ``snapshot`` property valid at any moment.
+The accumulator has ``add(item)`` (its return value reaches the dispatcher as ``context``)
+and a ``snapshot`` property valid at any moment.
 """
 
 from __future__ import annotations
