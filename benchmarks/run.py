@@ -1098,11 +1098,20 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ours, floor = main.get("openai_sse"), main.get("aiohttp")
         if ours is not None:
             held = floor is None or floor["sustained"]
+            p99 = ours["lag_ms"]["p99"]
+            complete = ours["completed"] == ours["streams"]
             add(
                 f"{ours['streams']} streams x {ours['rate']:g}/s: p99 lag < 50 ms "
                 f"(floor sustained: {'yes' if held else 'no'})",
-                ours["lag_ms"]["p99"],
-                ours["sustained"] if held else None,  # not judged where the floor fails
+                p99,
+                (complete and p99 is not None and p99 < LAG_TARGET_MS) if held else None,
+            )
+            # "Sustained" (table b) asks for this as well; shown apart from the lag it is not.
+            add(
+                f"{ours['streams']} streams: all done by ramp-up + duration + "
+                f"{FINISH_SLACK:g} s (floor sustained: {'yes' if held else 'no'})",
+                ours["phases_s"].get("all_done"),
+                ours["on_time"] if held else None,
             )
         if ours is not None and floor is not None:
             a = ours["steady_cpu_us_per_chunk"] or ours["cpu_us_per_chunk"]
