@@ -116,8 +116,7 @@ class EventSource:
         # a timer per phase and per read would cost more than the reads themselves.
         self._watchdog: asyncio.Handle | None = None
         self._watchdog_at = 0.0  # the loop time the watchdog was armed for
-        # The earliest time the watchdog must fire, waiting for _watch_soon to arm it.
-        self._watch_at: float | None = None
+        self._arming = False  # _watch_soon has an arming on its way
         # The loop time by which the current attempt must deliver an event, or None.
         self._first_event_at: float | None = None
         # When the current wait on the network began (None when not waiting), so time spent
@@ -211,23 +210,31 @@ class EventSource:
             self._watchdog_at = at
             self._watchdog = self._loop.call_at(at, self._on_watchdog)
 
-    def _watch_soon(self, at: float) -> None:
-        """:meth:`_watch` two loop turns from now, once aiohttp has written the request.
+    def _watch_phases(self, now: float, idle_since: float | None) -> None:
+        """Arm the watchdog for the first moment a phase could expire."""
+        idle = self._timeout.idle
+        if idle is not None:
+            self._watch((now if idle_since is None else idle_since) + idle)
+        if self._first_event_at is not None:
+            self._watch(self._first_event_at)
+        if self._deadline is not None:
+            self._watch(self._deadline)
+
+    def _watch_soon(self) -> None:
+        """:meth:`_watch_phases` two loop turns from now, once aiohttp has written the request.
 
         Arming a timer pushes it onto the loop's heap, which costs most when the CPU caches
-        are cold, and it would delay the request itself; a timeout counted from ``at`` loses
-        nothing by being armed a few microseconds later."""
-        pending = self._watch_at
-        if pending is None:
+        are cold, and it would delay the request itself. The phases' times are set already,
+        so every timeout still counts from the same moment."""
+        if not self._arming:
+            self._arming = True
             loop = self._loop
-            loop.call_soon(loop.call_soon, self._watch_pending)
-        if pending is None or at < pending:
-            self._watch_at = at
+            loop.call_soon(loop.call_soon, self._arm)
 
-    def _watch_pending(self) -> None:
-        at, self._watch_at = self._watch_at, None
-        if at is not None and not self._terminated:
-            self._watch(at)
+    def _arm(self) -> None:
+        self._arming = False
+        if not self._terminated:
+            self._watch_phases(self._loop.time(), self._net_since)
 
     def _on_watchdog(self) -> None:
         self._watchdog = None
@@ -241,20 +248,15 @@ class EventSource:
             self._interrupt("first_event")
             return
         idle = self._timeout.idle
-        if idle is not None:
-            since = self._net_since
-            if since is not None and self._in_io and now - since >= idle:
-                response = self._response
-                if response is None or response.content.total_bytes == self._read_mark:
-                    self._idle_fired = True
-                    self._task.cancel()
-                    return
-                since = now  # bytes arrived and wait to be read: the loop was busy, not the peer
-            self._watch((now if since is None else since) + idle)
-        if self._first_event_at is not None:
-            self._watch(self._first_event_at)
-        if self._deadline is not None:
-            self._watch(self._deadline)
+        since = self._net_since
+        if idle is not None and since is not None and self._in_io and now - since >= idle:
+            response = self._response
+            if response is None or response.content.total_bytes == self._read_mark:
+                self._idle_fired = True
+                self._task.cancel()
+                return
+            since = now  # bytes arrived and wait to be read: the loop was busy, not the peer
+        self._watch_phases(now, since)
 
     def _stop_error(self, response: aiohttp.ClientResponse | None) -> OpenAISSEError:
         reason = self._stop_reason
@@ -270,14 +272,8 @@ class EventSource:
     # -- the run loop ---------------------------------------------------------------------
 
     async def _run(self) -> None:
-        idle = self._timeout.idle
-        if self._deadline is not None:
-            if self._deadline <= self._loop.time():
-                self._interrupt("total")
-            else:
-                self._watch_soon(self._deadline)
-        if idle is not None:
-            self._watch_soon(self._loop.time() + idle)
+        if self._deadline is not None and self._deadline <= self._loop.time():
+            self._interrupt("total")
         try:
             failures = 0
             while (delivered := await self._attempt()) is not None:
@@ -351,7 +347,7 @@ class EventSource:
         self._ready_state = ReadyState.CONNECTING
         if timeout.first_event is not None:
             self._first_event_at = self._loop.time() + timeout.first_event
-            self._watch_soon(self._first_event_at)
+        self._watch_soon()
         response: aiohttp.ClientResponse | None = None
         delivered = False
         error: BaseException | None = None

@@ -322,7 +322,10 @@ async def test_watchdog_is_armed_once_the_request_is_out_and_never_after_the_end
         assert source._watchdog is None and timer.cancelled()
 
         # Over before the deferred arming runs: no timer is left behind for 30 s.
-        early = factory.new_event_source(Request(server.url("/")), Recorder())
+        # The default timeouts: the idle one is armed whatever phase the source is in.
+        early = EventSources.create_factory(session).new_event_source(
+            Request(server.url("/")), Recorder()
+        )
         early.cancel()
         await early.wait()
         for _ in range(3):
