@@ -68,7 +68,7 @@ class Fanout:
     """The API's listener base class: its inherited no-op hooks are not called at all."""
 
     # Every hook with no calls: the table each stream's dispatcher starts from.
-    _no_hooks: ClassVar[dict[str, Sequence[_Call]]]
+    _no_hooks: ClassVar[dict[str, Sequence[_Call]]] = dict.fromkeys(HOOKS, _NO_CALLS)
 
     # Listener class -> why it cannot be registered (None: it can); checked once per class.
     _verdicts: ClassVar[weakref.WeakKeyDictionary[type, str | None]] = weakref.WeakKeyDictionary()
@@ -378,9 +378,6 @@ class Fanout:
         self._failures.clear()
         if repeated:
             logger.error("Listener failures in this stream: %s", "; ".join(repeated))
-
-
-Fanout._no_hooks = dict.fromkeys(Fanout.HOOKS, _NO_CALLS)
 
 
 def _plain_class(cls: type, hooks: tuple[tuple[str, bool], ...]) -> bool:
