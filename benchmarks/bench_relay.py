@@ -50,6 +50,9 @@ import contenders  # noqa: E402
 from run import RAMP_UP, Lags, _drive, markdown, percentile  # noqa: E402
 from server import ServerProcess  # noqa: E402
 
+from openai_sse._loops import LOOPS  # noqa: E402
+from openai_sse._loops import run as run_on_loop  # noqa: E402
+
 _CHUNK_ID = re.compile(rb'"id":"chatcmpl-(\d+)"')
 RESUME_AFTER = 20
 
@@ -563,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     parser.add_argument(
         "--loop",
-        choices=("auto", "asyncio", "uvloop"),  # as openai_sse.relay.command.LOOPS
+        choices=LOOPS,
         default="auto",
         help="the relay process's event loop (auto: uvloop when installed)",
     )
@@ -573,16 +576,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=20, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_relay:
-        from openai_sse.relay.command import run
-
-        run(serve_relay(args.upstream, args.redis, args.n, args.rate), args.loop)
+        run_on_loop(serve_relay(args.upstream, args.redis, args.n, args.rate), args.loop)
         return 0
     RelayProcess.loop = args.loop
     args.only = set(args.only.split(","))
     if args.only == {"cost"}:  # in this process: on the relay's loop
-        from openai_sse.relay.command import run
-
-        results = run(main_async(args), args.loop)
+        results = run_on_loop(main_async(args), args.loop)
     else:
         results = asyncio.run(main_async(args))
     report(results)

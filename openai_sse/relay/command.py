@@ -14,9 +14,9 @@ import signal
 import sys
 from typing import Any
 
-from .._loops import LOOPS, loop_name, run
+from .._loops import loop_name, run
 
-__all__ = ["DEFAULT_RELAY_PORT", "LOOPS", "add_relay_command", "relay_command", "run"]
+__all__ = ["DEFAULT_RELAY_PORT", "add_relay_command", "relay_command"]
 
 DEFAULT_RELAY_PORT = 8080
 

@@ -9,7 +9,7 @@ import sys
 import aiohttp
 import pytest
 
-from openai_sse.relay.command import run
+from openai_sse._loops import run
 from openai_sse.testing import default_text
 
 from .helpers import CHAT, collect, content, final, relay_process, start
