@@ -9,22 +9,38 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 from collections.abc import Callable, Sequence
 
-from .store import TERMINAL_KINDS, FrameSink, InvalidEventId, StreamEvent, event_frame
+from ..sse import SSEDecoder
+from .store import CHUNK, TERMINAL_KINDS, FrameSink, InvalidEventId, StreamEvent, event_frame
 
 __all__ = ["MemoryStore"]
 
-# kind, data (JSON text, or its UTF-8 bytes as the upstream sent them), the event's SSE frame
-_Entry = tuple[str, "str | bytes", bytes]
-
 
 class _Log:
-    __slots__ = ("alive_until", "ended", "entries", "expires", "first", "lease_until", "sinks")
+    """One stream's events, kept as their SSE frames end to end in one buffer.
+
+    A buffer and an array of offsets are two objects the garbage collector does not look
+    into, however long the answer: a list of frames would have every full collection visit
+    each frame of every open stream, a pause that grows with the relay's load.
+    """
+
+    __slots__ = (
+        "alive_until",
+        "ended",
+        "ends",
+        "expires",
+        "first",
+        "frames",
+        "lease_until",
+        "sinks",
+    )
 
     def __init__(self, lease_until: float, expires: float) -> None:
-        self.entries: list[_Entry] = []
-        self.first = 1  # sequence number of entries[0]
+        self.frames = bytearray()
+        self.ends = array("Q")  # ends[i]: where the frame of event ``first + i`` ends
+        self.first = 1  # sequence number of the first event kept
         self.ended = False
         self.lease_until = lease_until
         self.alive_until = 0.0
@@ -32,15 +48,32 @@ class _Log:
         self.sinks: list[FrameSink] = []  # followers, and readers blocked in read()
 
     def offset(self, after: str | None) -> int:
-        """Index in ``entries`` of the first event after id ``after``."""
+        """Index in ``ends`` of the first event after id ``after``."""
         if after is None:
             return 0
         if not after.isdigit():
             raise InvalidEventId(after)
         start = int(after)
-        if start > self.first + len(self.entries) - 1:
+        if start > self.first + len(self.ends) - 1:
             raise InvalidEventId(after)  # an id not issued (yet)
         return max(start + 1 - self.first, 0)
+
+    def append(self, frame: bytes) -> None:
+        self.frames += frame
+        self.ends.append(len(self.frames))
+
+    def frames_from(self, offset: int) -> bytes:
+        """The frames of the events from index ``offset`` on, end to end."""
+        start = self.ends[offset - 1] if offset else 0
+        with memoryview(self.frames) as view:
+            return view[start:].tobytes()
+
+    def trim(self, count: int) -> None:
+        """Forget the ``count`` oldest events."""
+        cut = self.ends[count - 1]
+        del self.frames[:cut]
+        self.ends = array("Q", [end - cut for end in self.ends[count:]])
+        self.first += count
 
 
 class MemoryStore:
@@ -85,11 +118,10 @@ class MemoryStore:
         if log is None or log.ended:
             return None
         ids = []
-        entries = log.entries
         for kind, data in events:
-            event_id = str(log.first + len(entries))
+            event_id = str(log.first + len(log.ends))
             frame = event_frame(event_id, kind, data)
-            entries.append((kind, data, frame))
+            log.append(frame)
             ids.append(event_id)
             terminal = kind in TERMINAL_KINDS
             if log.sinks:
@@ -97,10 +129,9 @@ class MemoryStore:
             if terminal:
                 log.ended = True
                 break
-        excess = len(entries) - self.maxlen
+        excess = len(log.ends) - self.maxlen
         if excess > self.maxlen // 10:  # trimmed in batches, so appends stay O(1) amortised
-            del entries[:excess]
-            log.first += excess
+            log.trim(excess)
         log.expires = time.monotonic() + self.ttl
         return ids
 
@@ -111,7 +142,7 @@ class MemoryStore:
         if log is None:
             return []
         offset = log.offset(after)
-        if offset >= len(log.entries) and not log.ended:
+        if offset >= len(log.ends) and not log.ended:
             if timeout <= 0:
                 return []
             loop = asyncio.get_running_loop()
@@ -129,10 +160,13 @@ class MemoryStore:
                 timer.cancel()
                 self.unsubscribe(stream_id, wake)
             offset = log.offset(after)
-        first = log.first + offset
+        if offset >= len(log.ends):
+            return []
+        # Read back from the frames, the only copy kept: this is the generic path, which the
+        # relay itself does not take with this store.
         return [
-            StreamEvent(str(first + i), kind, data if isinstance(data, str) else data.decode())
-            for i, (kind, data, _) in enumerate(log.entries[offset:])
+            StreamEvent(event.id or "", event.type or CHUNK, event.data)
+            for event in SSEDecoder().feed(log.frames_from(offset))
         ]
 
     def frames_after(
@@ -142,11 +176,10 @@ class MemoryStore:
         if log is None:
             return [], after, True
         offset = log.offset(after)
-        entries = log.entries
-        if offset >= len(entries):
+        count = len(log.ends)
+        if offset >= count:
             return [], after, log.ended
-        last = str(log.first + len(entries) - 1)
-        return [entry[2] for entry in entries[offset:]], last, log.ended
+        return [log.frames_from(offset)], str(log.first + count - 1), log.ended
 
     def subscribe(self, stream_id: str, sink: FrameSink) -> bool:
         log = self._get(stream_id)

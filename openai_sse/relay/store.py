@@ -149,8 +149,8 @@ class LocalStore(Store, Protocol):
     def frames_after(
         self, stream_id: str, after: str | None
     ) -> tuple[list[bytes], str | None, bool]:
-        """The :func:`event_frame` of each event after id ``after``, the last id, whether
-        the stream ended.
+        """The :func:`event_frame` of each event after id ``after`` (in order, possibly
+        joined into fewer pieces), the last id, whether the stream ended.
 
         Raises :class:`InvalidEventId` as ``read(..., timeout=0)`` does. A stream that is
         gone (expired) reads as ended with nothing more.

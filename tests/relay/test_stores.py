@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
+import types
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -167,3 +170,47 @@ async def test_memory_store_frames_each_event_once_for_every_follower() -> None:
     with pytest.raises(InvalidEventId):
         store.frames_after("s1", "5")
     assert store.frames_after("expired-or-unknown", None) == ([], None, True)
+
+
+async def test_memory_store_ids_run_on_after_trimming() -> None:
+    store = MemoryStore(maxlen=50)
+    await store.create("s1", lease=10)
+    for n in range(1, 301):
+        assert store.extend_now("s1", [("chunk", str(n))]) == [str(n)]
+    events = await store.read("s1", None, timeout=0)
+    assert 50 <= len(events) < 300
+    assert [(e.id, e.data) for e in events] == [
+        (str(n), str(n)) for n in range(301 - len(events), 301)
+    ]
+    frames, last, _ = store.frames_after("s1", "1")  # long trimmed: from the oldest kept
+    assert b"".join(frames).startswith(f"id: {events[0].id}\n".encode()) and last == "300"
+    frames, _, _ = store.frames_after("s1", "298")
+    assert b"".join(frames) == b"id: 299\ndata: 299\n\nid: 300\ndata: 300\n\n"
+
+
+def _references_walked(root: object) -> int:
+    """The references a full garbage collection follows from ``root`` (its classes aside)."""
+    seen: set[int] = set()
+    todo, walked = [root], 0
+    while todo:
+        obj = todo.pop()
+        for ref in gc.get_referents(obj):
+            walked += 1
+            inner = not isinstance(ref, (type, types.ModuleType, types.FunctionType))
+            if inner and gc.is_tracked(ref) and id(ref) not in seen:
+                seen.add(id(ref))
+                todo.append(ref)
+    return walked
+
+
+async def test_a_longer_stream_gives_the_garbage_collector_no_more_to_walk() -> None:
+    """A relay keeps every event of every open stream. Were each a Python object in a list,
+    every full collection would visit them all: a pause that grows with the load."""
+    walked: list[int] = []
+    for events in (10, 2_000):
+        store: Any = MemoryStore()
+        await store.create("s1", lease=10)
+        for n in range(events):
+            store.extend_now("s1", [("chunk", b'{"n":%d}' % n)])
+        walked.append(_references_walked(store))
+    assert walked[0] == walked[1]
