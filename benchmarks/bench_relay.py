@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import gc
 import json
 import os
 import re
@@ -77,13 +79,34 @@ async def serve_relay(upstream: str, redis: str | None, n: int, rate: float) -> 
     )
     relay = Relay(client=client, store=store, grace=120.0)
     await relay.start()
+    collector = Collections()
     print(f"PORT {relay.url.rsplit(':', 1)[1]}", flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
+    print(f"GC {json.dumps(collector.summary())}", flush=True)
     await relay.close()
     await client.close()
     if store is not None:
         await store.close()
+
+
+class Collections:
+    """The garbage collector's runs in this process, by generation: a full collection stops
+    every stream the process relays for as long as it takes."""
+
+    def __init__(self) -> None:
+        self.pauses: list[list[float]] = [[], [], []]
+        self._started = 0.0
+        gc.callbacks.append(self._timed)
+
+    def _timed(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._started) * 1e3)
+
+    def summary(self) -> list[dict[str, float]]:
+        return [{"runs": len(p), "max_ms": max(p, default=0.0)} for p in self.pauses]
 
 
 class RelayProcess(ServerProcess):
@@ -99,9 +122,20 @@ class RelayProcess(ServerProcess):
             self.args += ["--redis", redis]
 
     name = "relay"
+    collections: list[dict[str, float]] | None = None  # as the relay reported at its stop
 
     def command(self) -> list[str]:
         return [sys.executable, str(Path(__file__).resolve()), "--serve-relay", *self.args]
+
+    def stop(self) -> None:
+        process = self._process
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                out, _ = process.communicate(timeout=30)  # closes its stdin: the relay reports
+                for line in out.decode().splitlines():
+                    if line.startswith("GC "):
+                        self.collections = json.loads(line[3:])
+        super().stop()
 
     @property
     def url(self) -> str:
@@ -112,12 +146,19 @@ class RelayProcess(ServerProcess):
 
 
 class RelayLags(Lags):
-    """Lags, plus the relay's CPU time at the edges of the steady window."""
+    """Lags, plus the relay's CPU time at the edges of the steady window.
+
+    The steady window runs from the moment every stream has had its first chunk to the end
+    of the first stream. When the last streams start so late that the first has ended by
+    then, no moment had every stream open, and the window is empty: said so, not measured.
+    """
 
     def __init__(self, streams: int, relay: RelayProcess | None) -> None:
         super().__init__(streams)
         self.relay = relay
         self.relay_cpu: dict[str, float] = {}
+        self.first_done_ns = 0  # when the first stream ended
+        self.started_ns = time.time_ns()
 
     def first(self) -> None:
         super().first()
@@ -125,12 +166,22 @@ class RelayLags(Lags):
             self.relay_cpu["start"] = self.relay.cpu_seconds()
 
     def finished(self) -> None:
-        if "end" not in self.window and self.relay is not None:
-            self.relay_cpu["end"] = self.relay.cpu_seconds()
+        if "end" not in self.window:
+            self.first_done_ns = time.time_ns()
+            if self.relay is not None:
+                self.relay_cpu["end"] = self.relay.cpu_seconds()
         super().finished()
+
+    @property
+    def all_open(self) -> bool:
+        """Whether every stream was open at once (else the steady window is empty)."""
+        ended = self.first_done_ns
+        return bool(self.ready_ns) and (not ended or self.ready_ns < ended)
 
     def relay_cpu_us(self) -> float | None:
         if "start" not in self.window or "end" not in self.window or not self.relay_cpu:
+            return None
+        if not self.all_open:
             return None
         chunks = self.window["end"][1] - self.window["start"][1]
         spent = self.relay_cpu["end"] - self.relay_cpu["start"]
@@ -259,16 +310,22 @@ async def direct(
     )
 
 
-def lag_summary(record: Lags) -> dict[str, float | None]:
-    pairs = zip(record.sent, record.lags, strict=True)
-    steady = [lag / 1e6 for at, lag in pairs if at >= record.ready_ns]
-    if not record.ready_ns:
+def lag_summary(record: RelayLags) -> dict[str, dict[str, float | None]]:
+    """Lags (ms) of the chunks written while every stream was open, and of all of them."""
+    end = record.first_done_ns or float("inf")
+    pairs = list(zip(record.sent, record.lags, strict=True))
+    steady = [lag / 1e6 for at, lag in pairs if record.ready_ns <= at < end]
+    if not record.all_open:
         steady = []
+    return {"steady": _spread(steady), "whole_run": _spread([lag / 1e6 for _, lag in pairs])}
+
+
+def _spread(lags: list[float]) -> dict[str, float | None]:
     return {
-        "p50": percentile(steady, 0.5),
-        "p99": percentile(steady, 0.99),
-        "max": max(steady) if steady else None,
-        "chunks": len(steady),
+        "p50": percentile(lags, 0.5),
+        "p99": percentile(lags, 0.99),
+        "max": max(lags) if lags else None,
+        "chunks": len(lags),
     }
 
 
@@ -290,7 +347,12 @@ async def _load(streams: int, rate: float, seconds: float, redis: str | None) ->
             relay_share = relay_cpu / (time.perf_counter() - wall0)
         direct_completed, straight = await direct(upstream, streams, n, rate, deadline)
     via, base = lag_summary(relayed), lag_summary(straight)
-    extra = via["p99"] - base["p99"] if via["p99"] is not None and base["p99"] else None
+    p99s = via["steady"]["p99"], base["steady"]["p99"]
+    extra = p99s[0] - p99s[1] if p99s[0] is not None and p99s[1] is not None else None
+    open_s = [
+        round((t - relayed.started_ns) / 1e9, 2) if t else None
+        for t in (relayed.ready_ns, relayed.first_done_ns)
+    ]
     return {
         "store": "redis" if redis else "memory",
         "streams": streams,
@@ -302,11 +364,15 @@ async def _load(streams: int, rate: float, seconds: float, redis: str | None) ->
         "expected_chunks": streams * n,
         "relay_lag_ms": via,
         "direct_lag_ms": base,
+        # every stream open at once, and when (the reader's clock, seconds)
+        "all_open": relayed.all_open,
+        "last_first_chunk_and_first_end_s": open_s,
         "extra_p99_ms": extra,
         "relay_cpu_us_per_chunk": relayed.relay_cpu_us(),
         # everything included: starting the streams, replays, the ends
         "relay_cpu_us_per_chunk_all": relay_cpu / len(relayed.lags) * 1e6 if relayed.lags else None,
         "relay_cpu_share": relay_share,
+        "relay_collections": relay.collections,
         "phases_s": relayed.marks,
     }
 
@@ -367,7 +433,7 @@ async def relay_cost(streams: int, rounds: int) -> dict[str, Any]:
         done.append(finished)
         request = f"GET /v1/streams/{stream_id} HTTP/1.1\r\nHost: relay\r\n\r\n".encode()
         await loop.create_connection(
-            lambda r=request, f=finished: _Counter(r, rounds, f), host, int(port)
+            functools.partial(_Counter, request, rounds, finished), host, int(port)
         )
     await asyncio.sleep(0.5)  # every follower is waiting
     chunks = [decode_chunk(COST_CHUNK) for _ in range(streams)]
@@ -501,17 +567,34 @@ def report(results: dict[str, Any]) -> None:
             f"({r['completed']:,} complete through the relay, "
             f"{r['chunks']:,}/{r['expected_chunks']:,} chunks)\n"
         )
+        last_first, first_end = r["last_first_chunk_and_first_end_s"]
+        if r["all_open"]:
+            print(f"every stream open at once from {last_first} s to {first_end} s\n")
+        else:
+            print(
+                f"NO moment had every stream open: the last stream's first chunk came at "
+                f"{last_first} s, the first stream ended at {first_end} s; no steady window\n"
+            )
         rows = [
-            ["through the relay", *(r["relay_lag_ms"][k] for k in ("p50", "p99", "max"))],
-            ["straight from upstream", *(r["direct_lag_ms"][k] for k in ("p50", "p99", "max"))],
+            [f"{path}, {window}", *(r[key][scope][k] for k in ("p50", "p99", "max", "chunks"))]
+            for window, scope in (("every stream open", "steady"), ("whole run", "whole_run"))
+            for path, key in (("through the relay", "relay_lag_ms"), ("straight", "direct_lag_ms"))
         ]
-        print(markdown(["steady lag (ms)", "p50", "p99", "max"], rows))
+        print(markdown(["lag (ms)", "p50", "p99", "max", "chunks"], rows))
         print(
             f"\nrelay adds p99 {fmt(r['extra_p99_ms'])} ms; relay CPU "
             f"{fmt(r['relay_cpu_us_per_chunk'])} us per chunk (steady), "
             f"{fmt(r['relay_cpu_us_per_chunk_all'])} us per chunk (whole run), "
             f"{fmt(r['relay_cpu_share'])} of a core on average"
         )
+        if r["relay_collections"]:
+            young, middle, full = (
+                f"{g['runs']:,} (longest {g['max_ms']:.1f} ms)" for g in r["relay_collections"]
+            )
+            print(
+                f"garbage collections in the relay process, whole run: young {young}, "
+                f"middle {middle}, full {full}"
+            )
     if "cost" in results:
         r = results["cost"]
         print(

@@ -31,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -424,6 +424,9 @@ class Lags:
         return (cpu1 - cpu0) / (n1 - n0) * 1e6 if n1 > n0 else None
 
 
+_LagsT = TypeVar("_LagsT", bound=Lags)
+
+
 async def _staggered(
     streams: int, ramp_up: float, start: Callable[[], Any], deadline: float
 ) -> tuple[list[Any], float]:
@@ -445,13 +448,13 @@ async def _staggered(
 
 
 async def _drive(
-    record: Lags,
+    record: _LagsT,
     streams: int,
     ramp_up: float,
     deadline: float,
     start: Callable[[], asyncio.Future[bool]],
     close: Callable[[], Awaitable[Any]],
-) -> tuple[int, Lags]:
+) -> tuple[int, _LagsT]:
     """Start the streams, wait for them until the deadline, cancel the stragglers, close."""
     tasks, left = await _staggered(streams, ramp_up, start, deadline)
     record.mark("all_started")

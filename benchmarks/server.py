@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 FIXTURE = (
@@ -494,6 +494,9 @@ def raise_fd_limit() -> None:
 # -- the parent side -------------------------------------------------------------------------
 
 
+_Process = TypeVar("_Process", bound="ServerProcess")
+
+
 class ServerProcess:
     """Starts ``server.py`` in a child process; ``with ServerProcess() as server:``."""
 
@@ -521,7 +524,7 @@ class ServerProcess:
         """The child's command line; it prints ``PORT n`` once it listens."""
         return [sys.executable, str(Path(__file__).resolve()), "--host", self.host, "--port", "0"]
 
-    def start(self) -> ServerProcess:
+    def start(self: _Process) -> _Process:
         process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._process = process
         assert process.stdout is not None
@@ -560,7 +563,7 @@ class ServerProcess:
         if process.stdout is not None:
             process.stdout.close()
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self: _Process) -> _Process:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

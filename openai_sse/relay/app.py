@@ -22,6 +22,7 @@ from .apis import APIS, Api
 from .errors import Redactor, http_error, relay_error
 from .follower import follow
 from .generation import Generation
+from .listener import AcceptingSite
 from .memory_store import MemoryStore
 from .passthrough import forward
 from .store import ERROR, InvalidEventId, Store, StoreUnavailable, append
@@ -154,7 +155,7 @@ class Relay:
         )
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port, backlog=BACKLOG).start()
+            await AcceptingSite(runner, host, port, backlog=BACKLOG).start()
         except BaseException:
             await runner.cleanup()
             raise
