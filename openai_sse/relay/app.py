@@ -22,9 +22,9 @@ from .apis import APIS, Api
 from .errors import Redactor, http_error, relay_error
 from .follower import follow
 from .generation import Generation
-from .listener import AcceptingSite
 from .memory_store import MemoryStore
 from .passthrough import forward
+from .sites import AcceptingSite
 from .store import ERROR, InvalidEventId, Store, StoreUnavailable, append
 
 __all__ = ["DEFAULT_GRACE", "DEFAULT_KEEPALIVE", "DEFAULT_OWNER_TIMEOUT", "Relay", "create_app"]

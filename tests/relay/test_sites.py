@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from openai_sse.relay import Relay
-from openai_sse.relay.listener import AcceptingSite
+from openai_sse.relay.sites import AcceptingSite
 
 BURST = 50
 
