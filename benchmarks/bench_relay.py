@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import gc
 import json
 import os
 import re
@@ -49,7 +48,7 @@ sys.path.insert(0, str(HERE))
 
 import aiohttp  # noqa: E402
 import contenders  # noqa: E402
-from run import RAMP_UP, Lags, _drive, markdown, percentile  # noqa: E402
+from run import RAMP_UP, GCWatch, Lags, _drive, markdown, percentile  # noqa: E402
 from server import ServerProcess  # noqa: E402
 
 from openai_sse._loops import LOOPS  # noqa: E402
@@ -79,34 +78,17 @@ async def serve_relay(upstream: str, redis: str | None, n: int, rate: float) -> 
     )
     relay = Relay(client=client, store=store, grace=120.0)
     await relay.start()
-    collector = Collections()
+    collector = GCWatch()  # a full collection stops every stream the relay relays
     print(f"PORT {relay.url.rsplit(':', 1)[1]}", flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
-    print(f"GC {json.dumps(collector.summary())}", flush=True)
+    runs = zip(collector.counts, collector.longest, strict=True)
+    summary = [{"runs": count, "max_ms": longest * 1000} for count, longest in runs]
+    print(f"GC {json.dumps(summary)}", flush=True)
     await relay.close()
     await client.close()
     if store is not None:
         await store.close()
-
-
-class Collections:
-    """The garbage collector's runs in this process, by generation: a full collection stops
-    every stream the process relays for as long as it takes."""
-
-    def __init__(self) -> None:
-        self.pauses: list[list[float]] = [[], [], []]
-        self._started = 0.0
-        gc.callbacks.append(self._timed)
-
-    def _timed(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.pauses[info["generation"]].append((time.perf_counter() - self._started) * 1e3)
-
-    def summary(self) -> list[dict[str, float]]:
-        return [{"runs": len(p), "max_ms": max(p, default=0.0)} for p in self.pauses]
 
 
 class RelayProcess(ServerProcess):

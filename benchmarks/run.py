@@ -163,8 +163,7 @@ class GCWatch:
     """Counts the collector's runs per generation, and the time they take, while installed."""
 
     def __init__(self) -> None:
-        self.counts = [0, 0, 0]
-        self.seconds = 0.0
+        self.reset()
         self._started = 0.0
         gc.callbacks.append(self._callback)
 
@@ -172,11 +171,14 @@ class GCWatch:
         if phase == "start":
             self._started = time.perf_counter()
         else:
-            self.counts[info["generation"]] += 1
-            self.seconds += time.perf_counter() - self._started
+            generation, took = info["generation"], time.perf_counter() - self._started
+            self.counts[generation] += 1
+            self.seconds += took
+            self.longest[generation] = max(self.longest[generation], took)
 
     def reset(self) -> None:
         self.counts = [0, 0, 0]
+        self.longest = [0.0, 0.0, 0.0]  # seconds, per generation
         self.seconds = 0.0
 
     def totals(self) -> tuple[int, int, int, float]:

@@ -97,7 +97,8 @@ class _Listening(asyncio.AbstractServer):
                 return
             conn.setblocking(False)
             if conn.family in (socket.AF_INET, socket.AF_INET6):  # SSE events are small writes
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with contextlib.suppress(OSError):  # reset already: opening it will say so
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = self._loop.create_task(self._open(conn))
             self._opening.add(task)
             task.add_done_callback(self._opening.discard)
