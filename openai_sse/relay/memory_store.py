@@ -58,10 +58,6 @@ class _Log:
             raise InvalidEventId(after)  # an id not issued (yet)
         return max(start + 1 - self.first, 0)
 
-    def append(self, frame: bytes) -> None:
-        self.frames += frame
-        self.ends.append(len(self.frames))
-
     def frames_from(self, offset: int) -> bytes:
         """The frames of the events from index ``offset`` on, end to end."""
         start = self.ends[offset - 1] if offset else 0
@@ -121,7 +117,9 @@ class MemoryStore:
         for kind, data in events:
             event_id = str(log.first + len(log.ends))
             frame = event_frame(event_id, kind, data)
-            log.append(frame)
+            frames = log.frames
+            frames += frame
+            log.ends.append(len(frames))
             ids.append(event_id)
             terminal = kind in TERMINAL_KINDS
             if log.sinks:

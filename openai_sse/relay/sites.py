@@ -128,13 +128,7 @@ class _Listening(asyncio.AbstractServer):
         return self._loop
 
     async def start_serving(self) -> None:
-        return None
+        return None  # serving since it was made
 
     async def serve_forever(self) -> None:
-        raise NotImplementedError("the relay's runner serves")
-
-    async def __aenter__(self) -> _Listening:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
+        raise NotImplementedError("the runner that made it serves")
