@@ -12,7 +12,11 @@ upstream's write to this process reading it, on the shared wall clock.
   /v1/streams/{id}``, through the relay; then the same N streams read straight from the
   upstream by the same reader. The relay's extra latency is the difference of the two p99s,
   over the steady window (every stream open). Relay CPU per chunk is the relay process's CPU
-  time over the chunks relayed in that window.
+  time over the chunks relayed in that window. ``--via`` reads the same streams through the
+  relay's pass-through instead, or through a floor in place of the relay: a bare forwarder
+  that copies bytes between sockets (``socket-forwarder``: what any relay written in Python
+  pays) or that reads the upstream with aiohttp's client (``aiohttp-forwarder``: what a relay
+  built on the SDK pays before it parses, stores or frames anything).
 * **cost**: what the relay adds to the SDK, CPU per chunk, in this one process: chunks handed
   to the store writers of ``--streams`` streams, followed over loopback (see
   :func:`relay_cost`); steadier than the load scenario on a shared machine.
@@ -91,23 +95,156 @@ async def serve_relay(upstream: str, redis: str | None, n: int, rate: float) -> 
         await store.close()
 
 
+async def serve_forwarder(upstream: str, n: int, rate: float, *, reader: str) -> None:
+    """What any relay costs before it does anything of its own: each browser connection gets
+    the upstream's stream, and nothing is parsed, stored or framed.
+
+    ``reader`` ``socket``: the browser's request is copied byte for byte to a connection of
+    its own to the upstream, and the answer back (the floor of a relay written in Python).
+    ``aiohttp``: the upstream is read with aiohttp's client, as the SDK reads it, and each
+    read is written straight to the browser's socket (the floor of a relay built on the SDK).
+    Accepting is the relay's own (every waiting connection at once).
+    """
+    from urllib.parse import urlsplit
+
+    from openai_sse.relay.sites import _Listening
+
+    loop = asyncio.get_running_loop()
+    factory: Any
+    session = None
+    if reader == "aiohttp":
+        session = contenders.new_session()
+        url = upstream.rstrip("/") + "/chat/completions"
+        headers = contenders.bench_headers(n, "paced", rate=rate)
+        factory = functools.partial(_ReadByAiohttp, session, url, headers)
+    else:
+        parts = urlsplit(upstream)
+        factory = functools.partial(_Front, (parts.hostname or "127.0.0.1", parts.port or 80))
+    sock = socket.create_server(("127.0.0.1", 0), backlog=4096)
+    sock.setblocking(False)
+    listening = _Listening(loop, [sock], factory, 4096)
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)
+    listening.close()
+    if session is not None:
+        await session.close()
+
+
+class _ReadByAiohttp(asyncio.Protocol):
+    """A browser's connection fed from an upstream response read with aiohttp's client."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> None:
+        self.session, self.url, self.headers = session, url, headers
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.task = asyncio.get_running_loop().create_task(
+            self._copy(cast(asyncio.Transport, transport))
+        )
+
+    async def _copy(self, transport: asyncio.Transport) -> None:
+        try:
+            async with self.session.post(
+                self.url, json=contenders.BODY, headers=self.headers
+            ) as response:
+                transport.write(_HEAD)
+                async for data in response.content.iter_any():
+                    transport.write(data)
+        finally:
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+
+
+class _Front(asyncio.Protocol):
+    """A browser's connection: what it sends goes to its upstream connection once open."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.pending: list[bytes] = []
+        self.transport: asyncio.Transport | None = None
+        self.back: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        loop = asyncio.get_running_loop()
+        opening = loop.create_task(loop.create_connection(lambda: _Back(self), *self.target))
+        _OPENING.add(opening)
+        opening.add_done_callback(self._opened)
+
+    def _opened(self, opening: asyncio.Task[tuple[asyncio.BaseTransport, Any]]) -> None:
+        _OPENING.discard(opening)
+        assert self.transport is not None
+        if opening.cancelled() or opening.exception() is not None:
+            self.transport.close()
+            return
+        self.back = cast(asyncio.Transport, opening.result()[0])
+        self.back.write(b"".join(self.pending))
+        self.pending.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.back is None:
+            self.pending.append(data)
+        else:
+            self.back.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.back is not None:
+            self.back.close()
+
+
+class _Back(asyncio.Protocol):
+    """The upstream side of a :class:`_Front`: every read written to the browser at once."""
+
+    def __init__(self, front: _Front) -> None:
+        self.front = front
+
+    def data_received(self, data: bytes) -> None:
+        assert self.front.transport is not None
+        self.front.transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        assert self.front.transport is not None
+        self.front.transport.close()
+
+
+_OPENING: set[asyncio.Task[Any]] = set()
+
+
 class RelayProcess(ServerProcess):
     """A relay child process; CPU time read like the benchmark server's."""
 
     loop = "auto"  # the relay process's event loop, as for ``openai-sse relay --loop``
 
-    def __init__(self, upstream: str, n: int, rate: float, redis: str | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        n: int,
+        rate: float,
+        redis: str | None = None,
+        *,
+        forwarder: str | None = None,
+    ) -> None:
         super().__init__()
         self.args = ["--upstream", upstream, "--n", str(n), "--rate", str(rate)]
         self.args += ["--loop", self.loop]
         if redis:
             self.args += ["--redis", redis]
+        if forwarder:  # a forwarder (``socket`` or ``aiohttp``) instead of the relay
+            self.args += ["--forwarder", forwarder]
+        self.forwarder = forwarder
 
     name = "relay"
     collections: list[dict[str, float]] | None = None  # as the relay reported at its stop
 
     def command(self) -> list[str]:
-        return [sys.executable, str(Path(__file__).resolve()), "--serve-relay", *self.args]
+        serve = "--serve-forwarder" if self.forwarder else "--serve-relay"
+        return [sys.executable, str(Path(__file__).resolve()), serve, *self.args]
 
     def stop(self) -> None:
         process = self._process
@@ -254,14 +391,25 @@ def _request(method: str, path: str, headers: dict[str, str], body: bytes = b"")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def _paced_request(n: int, rate: float) -> bytes:
+    """A streamed chat request for the benchmark server's paced stream."""
+    headers = contenders.bench_headers(n, "paced", rate=rate)
+    return _request("POST", "/v1/chat/completions", headers, json.dumps(contenders.BODY).encode())
+
+
 async def through_relay(
-    relay: RelayProcess, streams: int, n: int, deadline: float
+    relay: RelayProcess, streams: int, n: int, rate: float, deadline: float, via: str
 ) -> tuple[int, RelayLags]:
+    """Read ``streams`` streams through ``relay``: resumable ones (``via`` ``streams``), or
+    its pass-through (``pass-through``, and the bare forwarder)."""
     session = contenders.new_session()
     record = RelayLags(streams, relay)
     body = {k: v for k, v in contenders.BODY.items() if k != "stream"}
+    passed = _paced_request(n, rate)
 
     async def one() -> bool:
+        if via != "streams":
+            return await read_stream(record, passed, relay.host, relay.port, n)
         async with session.post(relay.url + "/v1/streams", json=body) as reply:
             stream_id = (await reply.json())["id"]
         request = _request("GET", f"/v1/streams/{stream_id}", {"Accept": "text/event-stream"})
@@ -276,10 +424,7 @@ async def direct(
     upstream: ServerProcess, streams: int, n: int, rate: float, deadline: float
 ) -> tuple[int, RelayLags]:
     record = RelayLags(streams, None)
-    headers = contenders.bench_headers(n, "paced", rate=rate)
-    request = _request(
-        "POST", "/v1/chat/completions", headers, json.dumps(contenders.BODY).encode()
-    )
+    request = _paced_request(n, rate)
 
     async def one() -> bool:
         return await read_stream(record, request, upstream.host, upstream.port, n)
@@ -311,25 +456,30 @@ def _spread(lags: list[float]) -> dict[str, float | None]:
     }
 
 
-async def load(streams: int, rate: float, seconds: float, store: str) -> dict[str, Any]:
-    if store != "redis":
-        return await _load(streams, rate, seconds, None)
+async def load(
+    streams: int, rate: float, seconds: float, store: str, via: str = "streams"
+) -> dict[str, Any]:
+    if store != "redis" or via not in ("streams", "pass-through"):
+        return await _load(streams, rate, seconds, None, via)
     with redis_server() as redis_url:
-        return await _load(streams, rate, seconds, redis_url)
+        return await _load(streams, rate, seconds, redis_url, via)
 
 
-async def _load(streams: int, rate: float, seconds: float, redis: str | None) -> dict[str, Any]:
+async def _load(
+    streams: int, rate: float, seconds: float, redis: str | None, via: str
+) -> dict[str, Any]:
     n = max(int(rate * seconds), 3)
     deadline = seconds * 1.5 + RAMP_UP + 10.0
+    forwarder = via.split("-", 1)[0] if via.endswith("forwarder") else None
     with ServerProcess() as upstream:
-        with RelayProcess(upstream.base_url, n, rate, redis) as relay:
+        with RelayProcess(upstream.base_url, n, rate, redis, forwarder=forwarder) as relay:
             cpu0, wall0 = relay.cpu_seconds(), time.perf_counter()
-            completed, relayed = await through_relay(relay, streams, n, deadline)
+            completed, relayed = await through_relay(relay, streams, n, rate, deadline, via)
             relay_cpu = relay.cpu_seconds() - cpu0
             relay_share = relay_cpu / (time.perf_counter() - wall0)
         direct_completed, straight = await direct(upstream, streams, n, rate, deadline)
-    via, base = lag_summary(relayed), lag_summary(straight)
-    p99s = via["steady"]["p99"], base["steady"]["p99"]
+    through, base = lag_summary(relayed), lag_summary(straight)
+    p99s = through["steady"]["p99"], base["steady"]["p99"]
     extra = p99s[0] - p99s[1] if p99s[0] is not None and p99s[1] is not None else None
     open_s = [
         round((t - relayed.started_ns) / 1e9, 2) if t else None
@@ -337,6 +487,7 @@ async def _load(streams: int, rate: float, seconds: float, redis: str | None) ->
     ]
     return {
         "store": "redis" if redis else "memory",
+        "via": via,
         "streams": streams,
         "rate": rate,
         "seconds": seconds,
@@ -344,7 +495,7 @@ async def _load(streams: int, rate: float, seconds: float, redis: str | None) ->
         "direct_completed": direct_completed,
         "chunks": len(relayed.lags),
         "expected_chunks": streams * n,
-        "relay_lag_ms": via,
+        "relay_lag_ms": through,
         "direct_lag_ms": base,
         # every stream open at once, and when (the reader's clock, seconds)
         "all_open": relayed.all_open,
@@ -543,10 +694,17 @@ def report(results: dict[str, Any]) -> None:
     )
     if "load" in results:
         r = results["load"]
+        path = {
+            "streams": f"{r['store']} store",
+            "pass-through": "the relay's pass-through",
+            "socket-forwarder": "a bare byte forwarder (sockets) in place of the relay",
+            "aiohttp-forwarder": "a bare forwarder reading with aiohttp in place of the relay",
+        }[r["via"]]
+        hop = "the forwarder" if r["via"].endswith("forwarder") else "the relay"
         print(
-            f"\n### {r['store']} store: {r['streams']:,} streams at {r['rate']:g} chunks/s "
+            f"\n### {path}: {r['streams']:,} streams at {r['rate']:g} chunks/s "
             f"for {r['seconds']:g} s "
-            f"({r['completed']:,} complete through the relay, "
+            f"({r['completed']:,} complete through {hop}, "
             f"{r['chunks']:,}/{r['expected_chunks']:,} chunks)\n"
         )
         last_first, first_end = r["last_first_chunk_and_first_end_s"]
@@ -558,13 +716,13 @@ def report(results: dict[str, Any]) -> None:
                 f"{last_first} s, the first stream ended at {first_end} s; no steady window\n"
             )
         rows = [
-            [f"{path}, {window}", *(r[key][scope][k] for k in ("p50", "p99", "max", "chunks"))]
+            [f"{way}, {window}", *(r[key][scope][k] for k in ("p50", "p99", "max", "chunks"))]
             for window, scope in (("every stream open", "steady"), ("whole run", "whole_run"))
-            for path, key in (("through the relay", "relay_lag_ms"), ("straight", "direct_lag_ms"))
+            for way, key in ((f"through {hop}", "relay_lag_ms"), ("straight", "direct_lag_ms"))
         ]
         print(markdown(["lag (ms)", "p50", "p99", "max", "chunks"], rows))
         print(
-            f"\nrelay adds p99 {fmt(r['extra_p99_ms'])} ms; relay CPU "
+            f"\n{hop} adds p99 {fmt(r['extra_p99_ms'])} ms; its CPU "
             f"{fmt(r['relay_cpu_us_per_chunk'])} us per chunk (steady), "
             f"{fmt(r['relay_cpu_us_per_chunk_all'])} us per chunk (whole run), "
             f"{fmt(r['relay_cpu_share'])} of a core on average"
@@ -609,7 +767,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "loop": args.loop,
     }
     if "load" in args.only:
-        results["load"] = await load(args.streams, args.rate, args.seconds, args.store)
+        results["load"] = await load(args.streams, args.rate, args.seconds, args.store, args.via)
     if "resume" in args.only:
         results["resume"] = await resume(args.resumes, args.rate)
     if "cost" in args.only:
@@ -627,6 +785,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--store", choices=("memory", "redis"), default="memory", help="the relay's store (load)"
     )
+    parser.add_argument(
+        "--via",
+        choices=("streams", "pass-through", "socket-forwarder", "aiohttp-forwarder"),
+        default="streams",
+        help="load: resumable streams, the pass-through, or a floor: a bare forwarder",
+    )
     parser.add_argument("--only", default="load,resume", help="load,resume,cost")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     parser.add_argument(
@@ -636,10 +800,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the relay process's event loop (auto: uvloop when installed)",
     )
     parser.add_argument("--serve-relay", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-forwarder", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--forwarder", default="socket", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=20, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_forwarder:
+        forwarding = serve_forwarder(args.upstream, args.n, args.rate, reader=args.forwarder)
+        run_on_loop(forwarding, args.loop)
+        return 0
     if args.serve_relay:
         run_on_loop(serve_relay(args.upstream, args.redis, args.n, args.rate), args.loop)
         return 0
