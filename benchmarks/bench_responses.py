@@ -140,9 +140,7 @@ def serve(deltas: int) -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = runner.addresses[0][1]  # the port the OS picked for port 0
         print(f"PORT {port}", flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
@@ -209,7 +207,7 @@ async def measure(base_url: str, deltas: int, rounds: int) -> dict[str, Any]:
     finally:
         await ours.close()
         await theirs.close()
-    rows = {
+    rows: dict[str, dict[str, Any]] = {
         key: {
             "name": name,
             "seconds": times[key],

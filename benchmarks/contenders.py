@@ -10,15 +10,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import msgspec
 
 from openai_sse import ChatListener, Client, Timeout
 
+if TYPE_CHECKING:
+    from openai_sse.chat.params import ChatCompletionMessageParam
+
 MODEL = "gpt-4.1-nano"
-MESSAGES = [{"role": "user", "content": "Name a holiday and say why people like it."}]
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Name a holiday and say why people like it."}
+]
 BODY = {"model": MODEL, "messages": MESSAGES, "stream": True}
 
 

@@ -22,7 +22,7 @@ import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -31,7 +31,11 @@ import aiohttp  # noqa: E402
 
 from openai_sse import ChatListener, Client, Timeout  # noqa: E402
 
-BODY = {"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+if TYPE_CHECKING:
+    from openai_sse.chat.params import ChatCompletionMessageParam
+
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hi"}]
+BODY = {"model": "gpt-4.1-nano", "messages": MESSAGES, "stream": True}
 WAIT_LIMIT = 60.0
 
 
@@ -77,7 +81,6 @@ async def _around(
 
 async def hold_openai_sse(base_url: str, streams: int) -> dict[str, Any]:
     client = Client(api_key="x", base_url=base_url, timeout=Timeout(connect=30.0))
-    messages = BODY["messages"]
 
     async def open_many(count: int, label: str) -> list[Any]:
         counter = [0]
@@ -85,7 +88,7 @@ async def hold_openai_sse(base_url: str, streams: int) -> dict[str, Any]:
         handles = [
             client.chat.stream(
                 model="gpt-4.1-nano",
-                messages=messages,
+                messages=MESSAGES,
                 listeners=[_Opened(counter, ready, count)],
                 extra_headers={"x-bench-mode": "hold", "x-bench-id": f"{label}{i}"},
             )

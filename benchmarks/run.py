@@ -43,7 +43,7 @@ import contenders  # noqa: E402
 from contenders import MESSAGES, MODEL, bench_headers  # noqa: E402
 from server import TEXT_SHAPES, ServerProcess, Shape, raise_fd_limit  # noqa: E402
 
-from openai_sse import ChatListener, StreamCancelled  # noqa: E402
+from openai_sse import ChatListener, ChatStream, StreamCancelled  # noqa: E402
 
 SCENARIOS = ("throughput", "fanin", "concurrency", "cancel", "import", "memory", "ttft")
 LAG_TARGET_MS = 50.0
@@ -440,7 +440,7 @@ async def _staggered(
     began = time.perf_counter()
     steps = max(1, int(ramp_up / 0.01))
     per_step = -(-streams // steps)
-    started = []
+    started: list[Any] = []
     while len(started) < streams and time.perf_counter() - began < deadline:
         for _ in range(min(per_step, streams - len(started))):
             started.append(start())
@@ -498,7 +498,7 @@ async def _paced_openai_sse(
         def on_content(self, stream: Any, delta: str, index: int) -> None:
             self.parts.append(delta)
 
-    async def settle(handle: Any) -> bool:
+    async def settle(handle: ChatStream) -> bool:
         try:
             await handle
         except Exception:
@@ -724,7 +724,7 @@ def print_concurrency(result: dict[str, Any]) -> None:
         f"\n(b) {first['streams']:,} streams x {first['rate']:g} chunks/s for "
         f"{first['seconds']:g} s, one event loop\n"
     )
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for kind, step in main.items():
         rows.append(
             (
@@ -839,7 +839,9 @@ async def cancellation(server: ServerProcess, config: Config) -> dict[str, Any]:
     return out
 
 
-async def _cancel_report(server: ServerProcess, starts: dict[str, int], prefix: str) -> dict:
+async def _cancel_report(
+    server: ServerProcess, starts: dict[str, int], prefix: str
+) -> dict[str, Any]:
     stats = await server_call(server, "GET", "/bench/stats")
     seen = stats["disconnects"]
     latencies = [(seen[k] - v) / 1e6 for k, v in starts.items() if k in seen]
