@@ -216,3 +216,50 @@ async def test_an_http_1_0_client_is_followed_without_chunks(
     got = SSEDecoder().feed(body)
     assert final(got)[0] == "done" and content(got) == LONG
     assert [int(e.id or 0) for e in got] == list(range(1, len(got) + 1))
+
+
+class _Subscriptions(MemoryStore):
+    """The memory store, telling when a follower subscribes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.subscribed = asyncio.Event()
+
+    def subscribe(self, stream_id: str, sink: FrameSink) -> bool:
+        taken = super().subscribe(stream_id, sink)
+        self.subscribed.set()
+        return taken
+
+
+async def _http_chunks(reader: asyncio.StreamReader) -> list[bytes]:
+    """The HTTP/1.1 chunks of a response body, to the last one."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"chunked" in head.lower()
+    chunks = []
+    while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+        chunks.append((await reader.readexactly(size + 2))[:-2])
+    return chunks
+
+
+async def test_events_stored_in_one_turn_reach_a_follower_in_one_write() -> None:
+    """A read that brings several chunks costs one write to each client, not one per chunk;
+    the end, stored in the same turn, follows them."""
+    store = _Subscriptions()
+    async with Relay(upstream="http://127.0.0.1:9/v1", store=store, grace=600) as relay:
+        await store.create("s1", lease=600)
+        await store.heartbeat("s1", 600)
+        host, port = relay.url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /v1/streams/s1 HTTP/1.1\r\nHost: relay\r\n\r\n")
+        await asyncio.wait_for(store.subscribed.wait(), 10)
+        store.extend_now("s1", [("chunk", b'{"n":1}'), ("chunk", b'{"n":2}')])
+        store.extend_now("s1", [("chunk", b'{"n":3}')])
+        store.extend_now("s1", [("done", "{}")])
+        chunks = await asyncio.wait_for(_http_chunks(reader), 10)
+        writer.close()
+        await writer.wait_closed()
+    assert chunks == [
+        b"retry: 1000\n\n",
+        b'id: 1\ndata: {"n":1}\n\nid: 2\ndata: {"n":2}\n\nid: 3\ndata: {"n":3}\n\n',
+        b"event: done\nid: 4\ndata: {}\n\n",
+    ]

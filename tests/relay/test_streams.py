@@ -372,6 +372,44 @@ async def test_followers_switch_between_taking_events_as_stored_and_reading_the_
     assert calls > 6  # it did switch back and forth
 
 
+async def test_a_failed_write_of_a_turns_events_loses_none_of_them(
+    relay: Relay, upstream: MockServer, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should writing the events taken in one turn fail, the follower reads them back from
+    the store and writes them itself: no gap, no duplicate."""
+    from openai_sse.relay import follower
+
+    class _Refusing:
+        def is_closing(self) -> bool:
+            return False
+
+        def write(self, data: bytes) -> None:
+            raise ConnectionResetError("refused once")
+
+    failed: list[int] = []
+    flush = follower._Subscribed.flush
+
+    def refuse_the_first(self: follower._Subscribed) -> None:
+        if failed or not self.outgoing:
+            return flush(self)
+        failed.append(len(self.outgoing))
+        real, self.transport = self.transport, _Refusing()  # type: ignore[assignment]
+        try:
+            return flush(self)
+        finally:
+            self.transport = real
+
+    monkeypatch.setattr(follower._Subscribed, "flush", refuse_the_first)
+    upstream.enqueue(Reply(text=LONG))
+    stream_id = await start(http, relay.url)
+    async with http.get(f"{relay.url}/v1/streams/{stream_id}") as response:
+        got = await collect(response)
+    assert failed  # a write did fail
+    assert final(got)[0] == "done"
+    assert content(got) == LONG
+    assert [int(e.id or 0) for e in got] == list(range(1, len(got) + 1))
+
+
 def test_a_quiet_stream_gets_its_keepalives_on_uvloop() -> None:
     """uvloop may run a timer up to a millisecond before its time by its own clock: the
     follower must arm it again, not wait without one until the next event."""
