@@ -131,7 +131,8 @@ class LocalStore(Store, Protocol):
     then takes its fast path. The generation stores each chunk at once, from the SDK's chunk
     hook, as the JSON bytes it arrived as (no writer task, no batches); each follower sends
     ready-made frames (see :func:`event_frame`), and while its client keeps up it subscribes
-    a sink that writes each frame to the socket as it is stored, without waking its task.
+    a sink that takes each frame as it is stored, without waking its task, and writes the
+    frames of one turn of the loop to the socket together.
     A store without it (:class:`~openai_sse.relay.RedisStore`) is written in batches by a
     task and followed with awaited, blocking reads.
     """
