@@ -267,22 +267,23 @@ class _Subscribed(_Follower):
         if not frames:
             return
         self.outgoing = []
-        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        data = b"".join(frames)  # one frame: the same object, no copy
         transport = self.transport
-        try:
-            if transport is None or transport.is_closing():
-                raise ConnectionResetError
-            transport.write(b"%x\r\n%s\r\n" % (len(data), data))
-        except Exception:  # never the loop's problem (the client left, say)
-            self.after = self.sent_after
-            if self.sink is not None:
-                self.local.unsubscribe(self.stream_id, self.sink)
-                self.sink = None
-            self._wake()
-            return
-        self.sent_after = self.after
-        self.sent = True
-        self.written = self.loop.time()
+        if transport is not None and not transport.is_closing():
+            try:
+                transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+            except Exception:  # never the loop's problem (the client left, say)
+                pass
+            else:
+                self.sent_after = self.after
+                self.sent = True
+                self.written = self.loop.time()
+                return
+        self.after = self.sent_after
+        if self.sink is not None:
+            self.local.unsubscribe(self.stream_id, self.sink)
+            self.sink = None
+        self._wake()
 
     def _drop(self, frame: bytes, event_id: str, terminal: bool) -> Literal[False]:
         """A sink that takes no frame: it wakes the task, which reads them itself, after the
